@@ -1,0 +1,16 @@
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP TABLE referral_consents;
+DROP TABLE referral_feedback;
+DROP TABLE referrals;
+DROP TABLE report_sections;
+DROP TABLE situation_reports;
+DROP TABLE observation_persons;
+DROP TABLE observations;
+DROP TABLE login_failures;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE user_places;
+DROP TABLE users;
+DROP TABLE places;
+DROP TABLE organizations;

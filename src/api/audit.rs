@@ -1,0 +1,118 @@
+//! `/api/v1/audit…`: the audit trail for the `auditor` role (decided by the policy,
+//! action `read_audit`). Reading the trail is itself audited.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::app::AppState;
+use crate::audit::review::{
+    self, AuditEntryView, AuditPage, AuditQuery, UserActivity, EXPORT_LIMIT, PAGE_LIMIT,
+};
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+use crate::policy::{Action, Resource};
+use crate::records::parse_time;
+
+async fn authorize(state: &AppState, principal: &Principal, what: &str) -> Result<(), AppError> {
+    if super::decider(state, principal).allows(Action::ReadAudit, &Resource::AuditLog) {
+        let e = AuditEntry::new(what, "success", &principal.meta).actor(principal.actor());
+        state.writer.write(move |tx| tx.audit(&e)).await
+    } else {
+        Err(super::refuse(
+            state,
+            principal,
+            what,
+            "audit_log",
+            None,
+            AppError::Forbidden,
+        )
+        .await)
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/audit")]
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<AuditQuery>,
+) -> Result<web::Json<AuditPage>, AppError> {
+    let f = query.validate(PAGE_LIMIT)?;
+    authorize(&state, &principal, "audit_review").await?;
+    let (items, next_cursor) = state.db.run(move |c| review::search(c, &f)).await?;
+    Ok(web::Json(AuditPage { items, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, description = "JSON lines (application/x-ndjson) or CSV (text/csv)", body = [AuditEntryView]),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/audit/export")]
+pub async fn export(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, AppError> {
+    let format = query.format.clone().unwrap_or_else(|| "jsonl".into());
+    if format != "jsonl" && format != "csv" {
+        return Err(AppError::bad_request(
+            "invalid_format",
+            "format must be jsonl or csv",
+        ));
+    }
+    let mut q = query.into_inner();
+    q.limit = Some(q.limit.unwrap_or(EXPORT_LIMIT));
+    let f = q.validate(EXPORT_LIMIT)?;
+    authorize(&state, &principal, "audit_export").await?;
+    let (items, _) = state.db.run(move |c| review::search(c, &f)).await?;
+    if format == "csv" {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(review::to_csv(&items)));
+    }
+    let mut body = String::new();
+    for e in &items {
+        body.push_str(&serde_json::to_string(e).map_err(AppError::internal)?);
+        body.push('\n');
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(body))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/summary", tag = "audit", params(SummaryQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<UserActivity>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/audit/summary")]
+pub async fn summary(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<SummaryQuery>,
+) -> Result<web::Json<Vec<UserActivity>>, AppError> {
+    let since = query
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let until = query
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
+    authorize(&state, &principal, "audit_summary").await?;
+    Ok(web::Json(
+        state
+            .db
+            .run(move |c| review::summary(c, since, until))
+            .await?,
+    ))
+}

@@ -1,0 +1,152 @@
+//! Sign-in, token refresh, sign-out and the caller's own account.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::auth::password::check_new_password;
+use crate::auth::principal::request_meta;
+use crate::auth::service::{self, LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<web::Json<TokenResponse>, AppError> {
+    Ok(web::Json(
+        service::login(&state, body.into_inner(), request_meta(&req)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<TokenResponse>, AppError> {
+    Ok(web::Json(
+        service::refresh(&state, body.into_inner(), request_meta(&req)).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let req: LogoutRequest = super::optional_json(&body)?;
+    service::logout(&state, &principal, req).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeOrganization {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub mandated_reporter: bool,
+}
+
+/// The signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub organization: MeOrganization,
+    /// Slugs of the places the user is assigned to.
+    pub places: Vec<String>,
+    /// The user's stable pseudonym as other organisations see it.
+    pub pseudonym: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+#[get("/me")]
+pub async fn me(principal: Principal) -> web::Json<Me> {
+    web::Json(Me {
+        username: principal.user.username.clone(),
+        display_name: principal.user.display_name.clone(),
+        role: principal.user.role.clone(),
+        organization: MeOrganization {
+            id: principal.organization.id.clone(),
+            name: principal.organization.name.clone(),
+            kind: principal.organization.kind.clone(),
+            mandated_reporter: principal.organization.mandated_reporter,
+        },
+        places: principal.places.clone(),
+        pseudonym: principal.user.pseudonym.clone(),
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the caller's password and ends all of the caller's sessions.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
+    security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/me/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<ChangePassword>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    check_new_password(&body.new_password)?;
+    if body.current_password.len() > crate::auth::password::MAX_PASSWORD_LEN {
+        return Err(AppError::bad_request(
+            "invalid_password",
+            "current_password is too long",
+        ));
+    }
+    let ok = state
+        .hasher
+        .verify(
+            Some(principal.user.password_hash.clone()),
+            body.current_password,
+        )
+        .await?;
+    if !ok {
+        return Err(AppError::bad_request(
+            "wrong_password",
+            "current_password is not right",
+        ));
+    }
+    let hash = state.hasher.hash(body.new_password).await?;
+    let uid = principal.user.id.clone();
+    let entry = AuditEntry::new("password_change", "success", &principal.meta)
+        .actor(principal.actor())
+        .record("user", &uid);
+    state
+        .writer
+        .write(move |tx| {
+            use crate::storage::schema::users;
+            use diesel::prelude::*;
+            diesel::update(users::table.filter(users::id.eq(&uid)))
+                .set(users::password_hash.eq(&hash))
+                .execute(tx.conn)?;
+            service::revoke_all_sessions(tx, &uid)?;
+            tx.audit(&entry)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

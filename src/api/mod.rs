@@ -1,0 +1,198 @@
+//! HTTP: routes per resource, the JSON error handlers, security headers, health,
+//! metrics and the OpenAPI document generated from the code.
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod observations;
+pub mod ops;
+pub mod reference;
+pub mod referrals;
+pub mod situation_reports;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::records::{Decider, Shown};
+
+pub use ops::ApiDoc;
+
+pub fn metrics() -> anyhow::Result<PrometheusMetrics> {
+    PrometheusMetricsBuilder::new("samverkan")
+        .endpoint("/metrics")
+        .build()
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))
+}
+
+/// Headers on every response: no sniffing, no framing, no caching of case data, no
+/// referrer; and no CORS headers at all, so browsers on other origins are refused.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Cache-Control", "no-store"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .add(("Strict-Transport-Security", "max-age=31536000"))
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            AppError::PayloadTooLarge
+        }
+        JsonPayloadError::Deserialize(d) if d.is_data() => {
+            AppError::bad_request("invalid_body", d.to_string())
+        }
+        JsonPayloadError::Deserialize(d) => {
+            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
+        }
+        JsonPayloadError::ContentType => AppError::UnsupportedMediaType,
+        _ => AppError::bad_request("invalid_body", "the request body could not be read"),
+    };
+    e.into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::bad_request("invalid_query", format!("invalid query parameters: {err}")).into()
+}
+
+fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::NotFound.into()
+}
+
+async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Parses an optional JSON body read as bytes (empty means absent), with the same
+/// errors as the JSON extractor.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|d| {
+        if d.is_data() {
+            AppError::bad_request("invalid_body", d.to_string())
+        } else {
+            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
+        }
+    })
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    let limit = settings.max_body_bytes;
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(limit)
+            .content_type_required(false)
+            .error_handler(json_error),
+    )
+    .app_data(web::PayloadConfig::new(limit))
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .service(ops::healthz)
+    .service(ops::readyz)
+    .service(ops::openapi_json)
+    .service(
+        web::scope("/api/v1")
+            .service(auth::login)
+            .service(auth::refresh)
+            .service(auth::logout)
+            .service(auth::me)
+            .service(auth::change_password)
+            .service(reference::organizations)
+            .service(reference::places)
+            .service(observations::create)
+            .service(observations::list)
+            .service(observations::get)
+            .service(situation_reports::create)
+            .service(situation_reports::list)
+            .service(situation_reports::get)
+            .service(referrals::create)
+            .service(referrals::list)
+            .service(referrals::get)
+            .service(referrals::feedback)
+            .service(referrals::consent)
+            .service(admin::list_organizations)
+            .service(admin::create_organization)
+            .service(admin::update_organization)
+            .service(admin::list_places)
+            .service(admin::create_place)
+            .service(admin::list_users)
+            .service(admin::create_user)
+            .service(admin::get_user)
+            .service(admin::update_user)
+            .service(audit::list)
+            .service(audit::export)
+            .service(audit::summary),
+    )
+    .default_service(web::to(not_found));
+}
+
+/// Writes one audit entry per record shown (with the parts disclosed) and waits until
+/// they are durable: no case data leaves before its read is on record.
+pub async fn audit_reads<T>(
+    state: &crate::app::AppState,
+    principal: &Principal,
+    action: &str,
+    kind: &str,
+    shown: &[Shown<T>],
+) -> Result<(), AppError> {
+    let entries: Vec<AuditEntry> = shown
+        .iter()
+        .map(|s| {
+            AuditEntry::new(action, "success", &principal.meta)
+                .actor(principal.actor())
+                .record(kind, &s.id)
+                .parts(&s.parts)
+        })
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    state
+        .writer
+        .write(move |tx| {
+            for e in &entries {
+                tx.audit(e)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Records a refusal and returns the error to answer with.
+pub async fn refuse(
+    state: &crate::app::AppState,
+    principal: &Principal,
+    action: &str,
+    kind: &str,
+    id: Option<&str>,
+    err: AppError,
+) -> AppError {
+    let outcome = match err {
+        AppError::NotFound => "not_found",
+        _ => "denied",
+    };
+    let mut entry = AuditEntry::new(action, outcome, &principal.meta).actor(principal.actor());
+    entry.record_kind = Some(kind.to_owned());
+    entry.record_id = id.map(str::to_owned);
+    match state.writer.write(move |tx| tx.audit(&entry)).await {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
+pub fn decider(state: &crate::app::AppState, principal: &Principal) -> Decider {
+    Decider::new(state.policy.clone(), principal.attrs.clone())
+}

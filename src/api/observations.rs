@@ -1,0 +1,117 @@
+//! `/api/v1/observations`: guards file what they see; each reader gets the parts the
+//! policy allows.
+
+use actix_web::{get, post, web, HttpResponse};
+
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+use crate::policy::Action;
+use crate::records::observations::{self as obs, NewObservation, ObservationView};
+use crate::records::{record_id, ListQuery, Page};
+
+const KIND: &str = "observation";
+
+#[utoipa::path(post, path = "/api/v1/observations", tag = "observations", request_body = NewObservation,
+    security(("bearer" = [])),
+    responses((status = 201, body = ObservationView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+#[post("/observations")]
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewObservation>,
+) -> Result<HttpResponse, AppError> {
+    let v = body.validate()?;
+    let place = v.place.clone();
+    if !state.db.run(move |c| obs::place_exists(c, &place)).await? {
+        return Err(AppError::bad_request(
+            "unknown_place",
+            "place is not a known place (see GET /api/v1/places)",
+        ));
+    }
+    let d = super::decider(&state, &principal);
+    if !d.allows(Action::Create, &obs::create_resource(&v, &d)) {
+        return Err(super::refuse(
+            &state,
+            &principal,
+            "create",
+            KIND,
+            None,
+            AppError::Forbidden,
+        )
+        .await);
+    }
+    let user = principal.user.clone();
+    let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
+    let id = state
+        .writer
+        .write(move |tx| {
+            let id = obs::insert(tx.conn, &v, &user)?;
+            tx.audit(&entry.record(KIND, &id).parts(&[
+                obs::PART_CORE,
+                obs::PART_NARRATIVE,
+                obs::PART_PERSONS,
+            ]))?;
+            Ok(id)
+        })
+        .await?;
+    let shown = state.db.run(move |c| obs::get(c, &d, &id)).await?;
+    // The creator may be unable to read back what was filed; still the filing succeeded.
+    match shown {
+        Some(s) => {
+            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
+            Ok(HttpResponse::Created().json(s.view))
+        }
+        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/observations", tag = "observations", params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<ObservationView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[get("/observations")]
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<Page<ObservationView>>, AppError> {
+    let f = query.validate()?;
+    let d = super::decider(&state, &principal);
+    let (shown, next_cursor) = state.db.run(move |c| obs::list(c, &d, &f)).await?;
+    super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
+    Ok(web::Json(Page {
+        items: shown.into_iter().map(|s| s.view).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/observations/{id}", tag = "observations",
+    params(("id" = String, Path, description = "Observation id")), security(("bearer" = [])),
+    responses((status = 200, body = ObservationView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/observations/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<ObservationView>, AppError> {
+    let id = record_id(&path)?;
+    let d = super::decider(&state, &principal);
+    let lookup = id.clone();
+    match state.db.run(move |c| obs::get(c, &d, &lookup)).await? {
+        Some(s) => {
+            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
+            Ok(web::Json(s.view))
+        }
+        None => Err(super::refuse(
+            &state,
+            &principal,
+            "read",
+            KIND,
+            Some(&id),
+            AppError::NotFound,
+        )
+        .await),
+    }
+}

@@ -1,0 +1,119 @@
+//! `/api/v1/situation-reports`: the police post the lägesbild; partners read the
+//! sections released to them.
+
+use actix_web::{get, post, web, HttpResponse};
+
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+use crate::policy::Action;
+use crate::records::observations::place_exists;
+use crate::records::situation_reports::{self as sr, NewSituationReport, SituationReportView};
+use crate::records::{record_id, ListQuery, Page};
+
+const KIND: &str = "situation_report";
+
+#[utoipa::path(post, path = "/api/v1/situation-reports", tag = "situation-reports", request_body = NewSituationReport,
+    security(("bearer" = [])),
+    responses((status = 201, body = SituationReportView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+#[post("/situation-reports")]
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewSituationReport>,
+) -> Result<HttpResponse, AppError> {
+    let v = body.validate()?;
+    let place = v.place.clone();
+    if !state.db.run(move |c| place_exists(c, &place)).await? {
+        return Err(AppError::bad_request(
+            "unknown_place",
+            "place is not a known place (see GET /api/v1/places)",
+        ));
+    }
+    let d = super::decider(&state, &principal);
+    let resources = sr::create_resources(&v, &d);
+    if !resources.iter().all(|r| d.allows(Action::Create, r)) {
+        return Err(super::refuse(
+            &state,
+            &principal,
+            "create",
+            KIND,
+            None,
+            AppError::Forbidden,
+        )
+        .await);
+    }
+    let mut parts: Vec<String> = vec!["general".into()];
+    for (a, _) in &v.sections {
+        if !parts.contains(a) {
+            parts.push(a.clone());
+        }
+    }
+    let user = principal.user.clone();
+    let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
+    let id = state
+        .writer
+        .write(move |tx| {
+            let id = sr::insert(tx.conn, &v, &user)?;
+            tx.audit(&entry.record(KIND, &id).parts(&parts))?;
+            Ok(id)
+        })
+        .await?;
+    match state.db.run(move |c| sr::get(c, &d, &id)).await? {
+        Some(s) => {
+            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
+            Ok(HttpResponse::Created().json(s.view))
+        }
+        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/situation-reports", tag = "situation-reports", params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<SituationReportView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[get("/situation-reports")]
+pub async fn list(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<web::Json<Page<SituationReportView>>, AppError> {
+    let f = query.validate()?;
+    let d = super::decider(&state, &principal);
+    let (shown, next_cursor) = state.db.run(move |c| sr::list(c, &d, &f)).await?;
+    super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
+    Ok(web::Json(Page {
+        items: shown.into_iter().map(|s| s.view).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/situation-reports/{id}", tag = "situation-reports",
+    params(("id" = String, Path, description = "Situation report id")), security(("bearer" = [])),
+    responses((status = 200, body = SituationReportView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/situation-reports/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<web::Json<SituationReportView>, AppError> {
+    let id = record_id(&path)?;
+    let d = super::decider(&state, &principal);
+    let lookup = id.clone();
+    match state.db.run(move |c| sr::get(c, &d, &lookup)).await? {
+        Some(s) => {
+            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
+            Ok(web::Json(s.view))
+        }
+        None => Err(super::refuse(
+            &state,
+            &principal,
+            "read",
+            KIND,
+            Some(&id),
+            AppError::NotFound,
+        )
+        .await),
+    }
+}

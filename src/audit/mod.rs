@@ -1,0 +1,234 @@
+//! The audit trail (loggning): who read, wrote, was refused, logged in, administered or
+//! erased what, when and why. Entries are append-only and hash-chained: each entry's hash
+//! commits to the one before, so altering, deleting or reordering any entry shows.
+
+pub mod review;
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::storage::models::AuditRow;
+use crate::storage::schema::audit_log;
+use crate::storage::{now_micros, DbConnection};
+
+/// Hash of the (empty) chain before the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The last entry of the chain: its position and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Who acted, as recorded (username, organisation and role at the time).
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub id: String,
+    pub username: String,
+    pub organization_id: String,
+    pub role: String,
+}
+
+/// One entry before it is chained. `parts` names the parts disclosed or written.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub actor: Option<Actor>,
+    pub action: String,
+    pub record_kind: Option<String>,
+    pub record_id: Option<String>,
+    pub parts: Vec<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub purpose: Option<String>,
+    pub client: Option<String>,
+}
+
+/// Where a request came from, for its audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub purpose: Option<String>,
+    pub client: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn new(action: &str, outcome: &str, meta: &RequestMeta) -> Self {
+        AuditEntry {
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            request_id: meta.request_id.clone(),
+            purpose: meta.purpose.clone(),
+            client: meta.client.clone(),
+            ..Default::default()
+        }
+    }
+
+    pub fn actor(mut self, actor: Actor) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    pub fn record(mut self, kind: &str, id: &str) -> Self {
+        self.record_kind = Some(kind.to_owned());
+        self.record_id = Some(id.to_owned());
+        self
+    }
+
+    pub fn parts<S: AsRef<str>>(mut self, parts: &[S]) -> Self {
+        self.parts = parts.iter().map(|p| p.as_ref().to_owned()).collect();
+        self
+    }
+}
+
+/// The hash of one entry: SHA-256 over the previous hash and every stored field, each
+/// length-prefixed so no two different entries serialise alike.
+pub fn entry_hash(row: &AuditRow) -> String {
+    let mut h = Sha256::new();
+    let mut field = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "\u{0}".to_owned());
+    field(&row.prev_hash);
+    field(&row.seq.to_string());
+    field(&row.at.to_string());
+    field(&opt(&row.actor_id));
+    field(&opt(&row.actor_username));
+    field(&opt(&row.actor_org_id));
+    field(&opt(&row.actor_role));
+    field(&row.action);
+    field(&opt(&row.record_kind));
+    field(&opt(&row.record_id));
+    field(&row.parts);
+    field(&row.outcome);
+    field(&opt(&row.request_id));
+    field(&opt(&row.purpose));
+    field(&opt(&row.client));
+    hex::encode(h.finalize())
+}
+
+/// Appends `entry` after `head` and moves `head` on. Called by the writer only.
+pub fn append(
+    conn: &mut DbConnection,
+    head: &mut ChainHead,
+    entry: &AuditEntry,
+) -> Result<(), AppError> {
+    let actor = entry.actor.as_ref();
+    let mut row = AuditRow {
+        seq: head.seq + 1,
+        at: now_micros(),
+        actor_id: actor.map(|a| a.id.clone()),
+        actor_username: actor.map(|a| a.username.clone()),
+        actor_org_id: actor.map(|a| a.organization_id.clone()),
+        actor_role: actor.map(|a| a.role.clone()),
+        action: entry.action.clone(),
+        record_kind: entry.record_kind.clone(),
+        record_id: entry.record_id.clone(),
+        parts: entry.parts.join(","),
+        outcome: entry.outcome.clone(),
+        request_id: entry.request_id.clone(),
+        purpose: entry.purpose.clone(),
+        client: entry.client.clone(),
+        prev_hash: head.hash.clone(),
+        hash: String::new(),
+    };
+    row.hash = entry_hash(&row);
+    diesel::insert_into(audit_log::table)
+        .values(&row)
+        .execute(conn)?;
+    head.seq = row.seq;
+    head.hash = row.hash;
+    Ok(())
+}
+
+/// The first place where the stored chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainFault {
+    /// Entry `seq` does not follow on from the one before (deleted or reordered entries).
+    Gap { expected_seq: i64, found_seq: i64 },
+    /// Entry `seq` does not commit to the previous entry's hash.
+    BrokenLink { seq: i64 },
+    /// Entry `seq` was altered after it was written.
+    Altered { seq: i64 },
+    /// The chain ends before (or after) the recorded head: truncated or extended outside the writer.
+    HeadMismatch { head_seq: i64, last_seq: i64 },
+}
+
+impl std::fmt::Display for ChainFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainFault::Gap {
+                expected_seq,
+                found_seq,
+            } => write!(
+                f,
+                "entry {found_seq}: expected entry {expected_seq} here (entries deleted or reordered)"
+            ),
+            ChainFault::BrokenLink { seq } => {
+                write!(f, "entry {seq}: does not link to the entry before it")
+            }
+            ChainFault::Altered { seq } => {
+                write!(f, "entry {seq}: content does not match its hash (altered)")
+            }
+            ChainFault::HeadMismatch { head_seq, last_seq } => write!(
+                f,
+                "chain ends at entry {last_seq} but the head records entry {head_seq} (truncated)"
+            ),
+        }
+    }
+}
+
+/// Summary of a successful verification.
+#[derive(Debug, Clone)]
+pub struct ChainSummary {
+    pub entries: i64,
+    pub head_hash: String,
+}
+
+/// Walks the whole chain in order, in pages, and reports the first fault.
+pub fn verify(conn: &mut DbConnection) -> Result<Result<ChainSummary, ChainFault>, AppError> {
+    use crate::storage::schema::audit_head;
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut expected = 1i64;
+    loop {
+        let page: Vec<AuditRow> = audit_log::table
+            .filter(audit_log::seq.ge(expected))
+            .order(audit_log::seq.asc())
+            .limit(5000)
+            .select(AuditRow::as_select())
+            .load(conn)?;
+        if page.is_empty() {
+            break;
+        }
+        for row in page {
+            if row.seq != expected {
+                return Ok(Err(ChainFault::Gap {
+                    expected_seq: expected,
+                    found_seq: row.seq,
+                }));
+            }
+            if row.prev_hash != prev_hash {
+                return Ok(Err(ChainFault::BrokenLink { seq: row.seq }));
+            }
+            if entry_hash(&row) != row.hash {
+                return Ok(Err(ChainFault::Altered { seq: row.seq }));
+            }
+            prev_hash = row.hash;
+            expected += 1;
+        }
+    }
+    let (head_seq, head_hash): (i64, String) = audit_head::table
+        .filter(audit_head::id.eq(1))
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
+    let last_seq = expected - 1;
+    if head_seq != last_seq || head_hash != prev_hash {
+        return Ok(Err(ChainFault::HeadMismatch { head_seq, last_seq }));
+    }
+    Ok(Ok(ChainSummary {
+        entries: last_seq,
+        head_hash: prev_hash,
+    }))
+}

@@ -1,0 +1,157 @@
+//! The `Principal` extractor: bearer token → verified claims → the user as stored now
+//! (role, organisation, places), with the session and token epoch still valid.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
+use diesel::prelude::*;
+
+use crate::app::AppState;
+use crate::audit::{Actor, RequestMeta};
+use crate::error::AppError;
+use crate::policy::PrincipalAttrs;
+use crate::storage::models::{Organization, Session, User};
+use crate::storage::schema::{organizations, sessions, user_places, users};
+use crate::storage::{now_micros, DbConnection};
+
+/// The signed-in user of this request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub organization: Organization,
+    pub places: Vec<String>,
+    pub session_id: String,
+    pub meta: RequestMeta,
+    pub attrs: PrincipalAttrs,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.user.id.clone(),
+            username: self.user.username.clone(),
+            organization_id: self.organization.id.clone(),
+            role: self.user.role.clone(),
+        }
+    }
+}
+
+/// Longest purpose text kept from the `X-Purpose` header.
+const MAX_PURPOSE: usize = 200;
+
+/// Request id, purpose and client address of a request, for its audit entries.
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
+    let purpose = req
+        .headers()
+        .get("x-purpose")
+        // Purposes are often Swedish: accept UTF-8, not just visible ASCII.
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|s| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_PURPOSE)
+                .collect::<String>()
+        })
+        .filter(|s| !s.trim().is_empty());
+    let client = req.peer_addr().map(|a| a.ip().to_string());
+    RequestMeta {
+        request_id,
+        purpose,
+        client,
+    }
+}
+
+/// A session with its user, the user's organisation and assigned places.
+pub type SessionUser = (Session, User, Organization, Vec<String>);
+
+/// The user, organisation and places behind a session, if the session is live.
+pub fn load_session_user(
+    conn: &mut DbConnection,
+    session_id: &str,
+) -> Result<Option<SessionUser>, AppError> {
+    let row = sessions::table
+        .inner_join(users::table.inner_join(organizations::table))
+        .filter(sessions::id.eq(session_id))
+        .select((
+            Session::as_select(),
+            User::as_select(),
+            Organization::as_select(),
+        ))
+        .first::<(Session, User, Organization)>(conn)
+        .optional()?;
+    let Some((session, user, org)) = row else {
+        return Ok(None);
+    };
+    let places = user_places::table
+        .filter(user_places::user_id.eq(&user.id))
+        .select(user_places::place_id)
+        .order(user_places::place_id.asc())
+        .load::<String>(conn)?;
+    Ok(Some((session, user, org, places)))
+}
+
+pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> PrincipalAttrs {
+    PrincipalAttrs {
+        user_id: user.id.clone(),
+        role: user.role.clone(),
+        organization_id: org.id.clone(),
+        organization_kind: org.kind.clone(),
+        mandated_reporter: org.mandated_reporter,
+        places: places.to_vec(),
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_owned());
+        let meta = request_meta(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("app state missing"))?;
+            let token = token.ok_or_else(|| {
+                AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
+            })?;
+            let claims = state.tokens.verify_access(&token)?;
+            let sid = claims.sid.clone();
+            let loaded = state.db.run(move |c| load_session_user(c, &sid)).await?;
+            let invalid =
+                || AppError::unauthorized("The access token is missing, invalid or expired.");
+            let (session, user, organization, places) = loaded.ok_or_else(invalid)?;
+            let now = now_micros();
+            if session.revoked_at.is_some()
+                || session.expires_at <= now
+                || session.user_id != claims.sub
+                || user.disabled
+                || user.token_epoch != claims.epoch
+            {
+                return Err(invalid());
+            }
+            let attrs = principal_attrs(&user, &organization, &places);
+            Ok(Principal {
+                user,
+                organization,
+                places,
+                session_id: session.id,
+                meta,
+                attrs,
+            })
+        })
+    }
+}

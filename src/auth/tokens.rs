@@ -1,0 +1,134 @@
+//! Access tokens (short-lived HS256 JWTs, algorithm pinned, issuer/audience/exp/nbf all
+//! required, no leeway) and opaque refresh tokens (stored only as SHA-256 hashes).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Secret, TokenSettings};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    /// Session (refresh-token family) id: revoking it ends this token at once.
+    pub sid: String,
+    /// The user's token epoch at issue; a password change or disabling bumps it.
+    pub epoch: i64,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    signing_kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+}
+
+impl TokenService {
+    pub fn new(settings: &TokenSettings, keys: &[(String, Secret)]) -> Result<Self, String> {
+        let (kid, secret) = keys
+            .first()
+            .ok_or_else(|| "no token signing key configured".to_owned())?;
+        let decoding = keys
+            .iter()
+            .map(|(k, s)| (k.clone(), DecodingKey::from_secret(s.expose().as_bytes())))
+            .collect();
+        let mut validation = Validation::new(Algorithm::HS256);
+        // jsonwebtoken's defaults are lenient: 60 s leeway, nbf unchecked, aud optional.
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        Ok(TokenService {
+            signing_kid: kid.clone(),
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding,
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            access_ttl_secs: settings.access_ttl_secs,
+            refresh_ttl_secs: settings.refresh_ttl_secs,
+        })
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        epoch: i64,
+    ) -> Result<String, AppError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            epoch,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + self.access_ttl_secs,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf.
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AppError> {
+        let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
+        if token.len() > 4096 {
+            return Err(invalid());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::HS256 {
+            return Err(invalid());
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or_else(invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| invalid())?;
+        Ok(data.claims)
+    }
+}
+
+/// A new opaque refresh token and the hash that is stored.
+pub fn new_refresh_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh signing secret (for generated keys).
+pub fn generate_secret() -> Secret {
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}

@@ -1,0 +1,392 @@
+//! The command line: `serve`, `migrate`, `admin …`, `policy check|test`, `audit verify`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::admin::{self, NewOrganization, NewPlace, NewUser, UserPatch};
+use crate::app::Application;
+use crate::audit::{AuditEntry, RequestMeta};
+use crate::auth::password::{check_new_password, hash_blocking};
+use crate::auth::service::revoke_all_sessions;
+use crate::config::Settings;
+use crate::storage::writer::Writer;
+use crate::storage::{self, Db};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "samverkan",
+    version,
+    about = "Multi-agency information sharing under Swedish secrecy law"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (database from DATABASE_URL, default ./samverkan.db).
+    Serve {
+        /// Seed the demo world before listening.
+        #[arg(long)]
+        demo: bool,
+        /// Address to listen on (default 127.0.0.1:8080, or SAMVERKAN_BIND).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage organisations, places and users (also to create the first admin).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Validate or test the Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Audit trail tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an organisation.
+    CreateOrg {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// police | security | social_services | outreach | municipality
+        #[arg(long)]
+        kind: String,
+        /// Its staff are mandated reporters.
+        #[arg(long)]
+        mandated_reporter: bool,
+    },
+    /// Create a place (drug scene).
+    CreatePlace {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        basomrade: String,
+    },
+    /// Create a user; the password is read from SAMVERKAN_NEW_PASSWORD or standard input.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// Organisation id.
+        #[arg(long)]
+        organization: String,
+        #[arg(long)]
+        role: String,
+        /// Comma-separated place ids.
+        #[arg(long, value_delimiter = ',')]
+        places: Vec<String>,
+    },
+    /// Set a user's password (from SAMVERKAN_NEW_PASSWORD or standard input); ends their sessions.
+    SetPassword { username: String },
+    /// Disable a user; ends their sessions at once.
+    DisableUser { username: String },
+    /// Enable a disabled user.
+    EnableUser { username: String },
+    /// List users.
+    ListUsers,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the policies against the schema (strict); exits non-zero naming file and line.
+    Check(PolicyDir),
+    /// Run the decision tables (decisions.csv) against the policies.
+    Test(PolicyDir),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyDir {
+    /// Policy folder (default ./policies).
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exits non-zero naming the first entry that does not match.
+    Verify,
+}
+
+fn read_new_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("SAMVERKAN_NEW_PASSWORD") {
+        return Ok(p);
+    }
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
+    let url = settings.database_url.clone();
+    tokio::task::spawn_blocking(move || storage::migrate(&url)).await??;
+    let url = settings.database_url.clone();
+    let db = tokio::task::spawn_blocking(move || Db::connect(&url, 2)).await??;
+    Ok((db, Writer::start(&settings.database_url)?))
+}
+
+fn cli_entry(action: &str, kind: &str, id: &str) -> AuditEntry {
+    let meta = RequestMeta {
+        client: Some("cli".into()),
+        ..Default::default()
+    };
+    AuditEntry::new(action, "success", &meta).record(kind, id)
+}
+
+async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
+    let (db, writer) = admin_context(&settings).await?;
+    let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
+    match cmd {
+        AdminCommand::CreateOrg {
+            id,
+            name,
+            kind,
+            mandated_reporter,
+        } => {
+            let v = NewOrganization {
+                id,
+                name,
+                kind,
+                mandated_reporter,
+            };
+            let org = writer
+                .write(move |tx| {
+                    let org = admin::create_organization(tx.conn, &v)?;
+                    tx.audit(&cli_entry("admin_create", "organization", &org.id))?;
+                    Ok(org)
+                })
+                .await
+                .map_err(err)?;
+            println!("created organisation {}", org.id);
+        }
+        AdminCommand::CreatePlace {
+            id,
+            name,
+            basomrade,
+        } => {
+            let v = NewPlace {
+                id,
+                name,
+                basomrade,
+            };
+            let place = writer
+                .write(move |tx| {
+                    let p = admin::create_place(tx.conn, &v)?;
+                    tx.audit(&cli_entry("admin_create", "place", &p.id))?;
+                    Ok(p)
+                })
+                .await
+                .map_err(err)?;
+            println!("created place {}", place.id);
+        }
+        AdminCommand::CreateUser {
+            username,
+            display_name,
+            organization,
+            role,
+            places,
+        } => {
+            let password = read_new_password()?;
+            check_new_password(&password).map_err(err)?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password))
+                .await?
+                .map_err(err)?;
+            let v = NewUser {
+                username,
+                display_name,
+                organization,
+                role,
+                places,
+                password: String::new(),
+            };
+            let user = writer
+                .write(move |tx| {
+                    let u = admin::create_user(tx.conn, &v, hash)?;
+                    tx.audit(&cli_entry("admin_create", "user", &u.username))?;
+                    Ok(u)
+                })
+                .await
+                .map_err(err)?;
+            println!("created user {} ({})", user.username, user.pseudonym);
+        }
+        AdminCommand::SetPassword { username } => {
+            let password = read_new_password()?;
+            check_new_password(&password).map_err(err)?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password))
+                .await?
+                .map_err(err)?;
+            update(
+                &writer,
+                username,
+                UserPatch {
+                    password: Some(String::new()),
+                    ..Default::default()
+                },
+                Some(hash),
+            )
+            .await?;
+        }
+        AdminCommand::DisableUser { username } => {
+            update(
+                &writer,
+                username,
+                UserPatch {
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await?;
+        }
+        AdminCommand::EnableUser { username } => {
+            update(
+                &writer,
+                username,
+                UserPatch {
+                    disabled: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await?;
+        }
+        AdminCommand::ListUsers => {
+            for u in db.run(admin::list_users).await.map_err(err)? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}{}",
+                    u.username,
+                    u.role,
+                    u.organization,
+                    u.places.join(","),
+                    u.pseudonym,
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn update(
+    writer: &Writer,
+    username: String,
+    patch: UserPatch,
+    hash: Option<String>,
+) -> anyhow::Result<()> {
+    let name = username.clone();
+    writer
+        .write(move |tx| {
+            let user = admin::find_user(tx.conn, &username)?.ok_or_else(|| {
+                crate::error::AppError::bad_request("unknown_user", "no such user")
+            })?;
+            if admin::update_user(tx.conn, &user, &patch, hash)? {
+                revoke_all_sessions(tx, &user.id)?;
+            }
+            tx.audit(&cli_entry("admin_update", "user", &user.username))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("updated user {name}");
+    Ok(())
+}
+
+fn policy_dir(d: PolicyDir) -> PathBuf {
+    d.dir.unwrap_or_else(|| PathBuf::from("policies"))
+}
+
+/// Runs a command; the returned code is the process exit code.
+pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve { demo, bind } => {
+            settings.demo = demo;
+            if let Some(b) = bind {
+                settings.bind = b;
+            }
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            Ok(0)
+        }
+        Command::Migrate => {
+            let url = settings.database_url.clone();
+            let n = tokio::task::spawn_blocking(move || storage::migrate(&url)).await??;
+            println!(
+                "applied {n} migration(s) to {}",
+                settings.database_url.redacted()
+            );
+            Ok(0)
+        }
+        Command::Admin(cmd) => {
+            run_admin(settings, cmd).await?;
+            Ok(0)
+        }
+        Command::Policy(PolicyCommand::Check(d)) => {
+            let dir = policy_dir(d);
+            match crate::policy::PolicyEngine::load(&dir) {
+                Ok(engine) => {
+                    println!(
+                        "{}: {} policies valid against the schema",
+                        dir.display(),
+                        engine.policy_count()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::Policy(PolicyCommand::Test(d)) => {
+            let dir = policy_dir(d);
+            let report = match crate::policy::run_decision_tables(&dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(1);
+                }
+            };
+            for f in &report.failed {
+                eprintln!("FAIL {f}");
+            }
+            println!(
+                "decision tables: {} passed, {} failed",
+                report.passed,
+                report.failed.len()
+            );
+            Ok(if report.failed.is_empty() { 0 } else { 1 })
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let url = settings.database_url.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let mut conn = storage::establish(&url)?;
+                crate::audit::verify(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .await?
+            .context("reading the audit trail")?;
+            match outcome {
+                Ok(summary) => {
+                    println!(
+                        "audit chain verified: {} entries, head {}",
+                        summary.entries, summary.head_hash
+                    );
+                    Ok(0)
+                }
+                Err(fault) => {
+                    eprintln!("audit chain BROKEN at {fault}");
+                    Ok(2)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Settings, read once from the environment (and flags) and passed in: no globals.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::storage::DatabaseUrl;
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Token settings. Keys are `(kid, secret)`; the first one signs, all of them verify,
+/// so a new key can be put first without logging anyone out.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub keys: Vec<(String, Secret)>,
+    /// Where to keep generated keys (default: beside the SQLite database).
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    /// Failed logins per username within the window before it is cooled off (429).
+    pub max_failures_per_user: i64,
+    /// Failed logins per client address within the window.
+    pub max_failures_per_client: i64,
+    pub window_secs: i64,
+    /// Password hashes computed at once; more logins wait, then get 503.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub bind: String,
+    /// Policy folder; `None` means `./policies` if present, else the built-in copy.
+    pub policy_dir: Option<PathBuf>,
+    pub tokens: TokenSettings,
+    pub login: LoginSettings,
+    pub max_body_bytes: usize,
+    pub pool_size: u32,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub demo: bool,
+    pub demo_password: Option<Secret>,
+    /// Log as JSON lines (default) or human-readable text.
+    pub json_logs: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a number, got {v:?}")),
+    }
+}
+
+/// Parses `kid:secret,kid2:secret2` (secrets of at least 32 bytes).
+pub fn parse_keys(raw: &str) -> Result<Vec<(String, Secret)>, String> {
+    let mut keys = Vec::new();
+    for item in raw
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (kid, secret) = item
+            .split_once(':')
+            .ok_or_else(|| "signing keys are written kid:secret".to_owned())?;
+        if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("key id {kid:?} must be letters, digits or '-'"));
+        }
+        if secret.len() < 32 {
+            return Err(format!("signing key {kid:?} is shorter than 32 bytes"));
+        }
+        keys.push((kid.to_owned(), Secret::new(secret)));
+    }
+    Ok(keys)
+}
+
+impl Settings {
+    /// Reads `DATABASE_URL`, `SAMVERKAN_*` variables; every one has a safe default.
+    pub fn from_env() -> Result<Self, String> {
+        let keys = match env("SAMVERKAN_JWT_KEYS") {
+            Some(raw) => parse_keys(&raw)?,
+            None => Vec::new(),
+        };
+        Ok(Settings {
+            database_url: DatabaseUrl::parse(
+                &env("DATABASE_URL").unwrap_or_else(|| "samverkan.db".to_owned()),
+            ),
+            bind: env("SAMVERKAN_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            policy_dir: env("SAMVERKAN_POLICY_DIR").map(PathBuf::from),
+            tokens: TokenSettings {
+                issuer: env("SAMVERKAN_JWT_ISSUER").unwrap_or_else(|| "samverkan".to_owned()),
+                audience: env("SAMVERKAN_JWT_AUDIENCE")
+                    .unwrap_or_else(|| "samverkan-api".to_owned()),
+                access_ttl_secs: env_num("SAMVERKAN_ACCESS_TOKEN_TTL_SECS", 900)?,
+                refresh_ttl_secs: env_num("SAMVERKAN_REFRESH_TOKEN_TTL_SECS", 12 * 3600)?,
+                keys,
+                key_file: env("SAMVERKAN_JWT_KEY_FILE").map(PathBuf::from),
+            },
+            login: LoginSettings {
+                max_failures_per_user: env_num("SAMVERKAN_LOGIN_MAX_FAILURES", 5)?,
+                max_failures_per_client: env_num("SAMVERKAN_LOGIN_MAX_FAILURES_PER_CLIENT", 50)?,
+                window_secs: env_num("SAMVERKAN_LOGIN_WINDOW_SECS", 900)?,
+                hash_concurrency: env_num("SAMVERKAN_HASH_CONCURRENCY", 2)?,
+            },
+            max_body_bytes: env_num("SAMVERKAN_MAX_BODY_BYTES", 1024 * 1024)?,
+            pool_size: env_num("SAMVERKAN_DB_POOL_SIZE", 8)?,
+            workers: env_num("SAMVERKAN_WORKERS", 0)?,
+            demo: false,
+            demo_password: env("SAMVERKAN_DEMO_PASSWORD").map(Secret::new),
+            json_logs: env("SAMVERKAN_LOG_FORMAT").as_deref() != Some("text"),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The one error type of the service and its JSON shape `{"error": code, "message": text}`.
+//! Client errors say what to fix; a 500 says nothing and the cause goes to the log only.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable snake_case code a client can branch on.
+    pub error: String,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("authentication required")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service busy")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        AppError::Unauthorized {
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
+    /// Logs the cause now; the client sees a generic 500.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        AppError::Internal(cause.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } | AppError::Unauthorized { code, .. } => code,
+            AppError::Forbidden => "forbidden",
+            AppError::NotFound => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::TooManyRequests { .. } => "too_many_requests",
+            AppError::Unavailable => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            AppError::BadRequest { message, .. } | AppError::Unauthorized { message, .. } => {
+                message.clone()
+            }
+            AppError::Forbidden => "You are not allowed to do this.".into(),
+            AppError::NotFound => "Not found.".into(),
+            AppError::Conflict(m) => m.clone(),
+            AppError::PayloadTooLarge => "The request body is larger than allowed.".into(),
+            AppError::UnsupportedMediaType => "Send the body as application/json.".into(),
+            AppError::TooManyRequests { .. } => "Too many attempts; wait and try again.".into(),
+            AppError::Unavailable => "The service is busy; try again shortly.".into(),
+            AppError::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::internal(format!("database: {e}"))
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            AppError::TooManyRequests { retry_after_secs } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            AppError::Unauthorized { .. } => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        resp.json(ErrorBody {
+            error: self.code().to_owned(),
+            message: self.public_message(),
+        })
+    }
+}

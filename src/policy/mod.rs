@@ -1,0 +1,675 @@
+//! Authorization: every read and write of every part is decided here by the Cedar policy set.
+//!
+//! The rules live in `policies/` (schema, `*.cedar` rules, `decisions.csv` decision tables);
+//! copies are compiled into the binary for deployments without that folder. There are no
+//! role checks anywhere else in the service: a request is allowed exactly when a `permit`
+//! rule in the policy set applies and no `forbid` rule does.
+//!
+//! A decision is a pure function of the principal's attributes, the action and the
+//! attributes of the part (the resource entity id is a constant), so decisions are cached.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, Response, RestrictedExpression, Schema,
+};
+
+mod load;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use load::Problem;
+pub use table::{run_decision_tables, run_embedded_decision_tables, TableReport};
+
+/// Who is asking; built by the caller from the database for each request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrincipalAttrs {
+    pub user_id: String,
+    /// police_officer | police_analyst | guard | social_worker | outreach_worker | coordinator | auditor | admin
+    pub role: String,
+    pub organization_id: String,
+    /// police | security | social_services | outreach | municipality
+    pub organization_kind: String,
+    /// From the user's organisation.
+    pub mandated_reporter: bool,
+    /// Place slugs the user is assigned to (sorted).
+    pub places: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Read,
+    Create,
+    WriteFeedback,
+    RecordConsent,
+    Administer,
+    ReadAudit,
+}
+
+impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 6] = [
+        Action::Read,
+        Action::Create,
+        Action::WriteFeedback,
+        Action::RecordConsent,
+        Action::Administer,
+        Action::ReadAudit,
+    ];
+
+    /// The action's id in the Cedar schema (`Samverkan::Action::"<name>"`).
+    pub fn cedar_name(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::WriteFeedback => "write_feedback",
+            Action::RecordConsent => "record_consent",
+            Action::Administer => "administer",
+            Action::ReadAudit => "read_audit",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Action::Read => 0,
+            Action::Create => 1,
+            Action::WriteFeedback => 2,
+            Action::RecordConsent => 3,
+            Action::Administer => 4,
+            Action::ReadAudit => 5,
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.cedar_name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown action `{s}` (expected one of: {})",
+                    Action::ALL.map(Action::cedar_name).join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cedar_name())
+    }
+}
+
+/// The thing being decided on: one part of one record (never the record id: decisions depend
+/// on attributes only, so they can be cached).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// kind: "core" (place, time, category, reporter pseudonym) | "narrative" | "persons" | "reporter_identity"
+    ObservationPart {
+        kind: &'static str,
+        place: String,
+        reporter_id: String,
+        reporter_org_id: String,
+    },
+    /// A lägesbild section; audience "general" also covers the title/validity header.
+    /// audience: "general" | "on_site" | "police_only"
+    ReportSection {
+        audience: String,
+        place: String,
+        author_id: String,
+        author_org_id: String,
+    },
+    /// kind: "child_and_concern" | "feedback_status" | "social_notes" | "released_details"
+    /// consent_valid: for "released_details", whether the consent that releases it is valid
+    /// now (false otherwise).
+    ReferralPart {
+        kind: &'static str,
+        place: Option<String>,
+        reporter_id: String,
+        reporter_org_id: String,
+        receiving_org_id: String,
+        consent_valid: bool,
+    },
+    /// Administration of "organizations" | "places" | "users"
+    Admin { kind: &'static str },
+    /// The audit trail (metadata only).
+    AuditLog,
+}
+
+impl Resource {
+    /// The Cedar entity type the part is sent as (without the namespace).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Resource::ObservationPart { .. } => "ObservationPart",
+            Resource::ReportSection { .. } => "ReportSection",
+            Resource::ReferralPart { .. } => "ReferralPart",
+            Resource::Admin { .. } => "Admin",
+            Resource::AuditLog => "AuditLog",
+        }
+    }
+}
+
+/// Observation part kinds, as declared in the schema.
+pub const OBSERVATION_PART_KINDS: [&str; 4] = ["core", "narrative", "persons", "reporter_identity"];
+/// Lägesbild section audiences, as declared in the schema.
+pub const REPORT_AUDIENCES: [&str; 3] = ["general", "on_site", "police_only"];
+/// Referral part kinds, as declared in the schema.
+pub const REFERRAL_PART_KINDS: [&str; 4] = [
+    "child_and_concern",
+    "feedback_status",
+    "social_notes",
+    "released_details",
+];
+/// Administration kinds, as declared in the schema.
+pub const ADMIN_KINDS: [&str; 3] = ["organizations", "places", "users"];
+
+/// A problem loading the policies or the decision tables.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policies, the schema or the decision table are wrong; one problem per line,
+    /// each as `file:line:column: message`.
+    #[error("{}", Problem::join(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl PolicyError {
+    /// The individual problems (empty for I/O errors).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            PolicyError::Invalid(problems) => problems,
+            PolicyError::Io { .. } => &[],
+        }
+    }
+}
+
+/// Cedar type and action names the engine fills in.
+struct Names {
+    user: EntityTypeName,
+    organization: EntityTypeName,
+    role: EntityTypeName,
+    organization_kind: EntityTypeName,
+    observation_part: EntityTypeName,
+    observation_part_kind: EntityTypeName,
+    report_section: EntityTypeName,
+    audience: EntityTypeName,
+    referral_part: EntityTypeName,
+    referral_part_kind: EntityTypeName,
+    admin: EntityTypeName,
+    admin_kind: EntityTypeName,
+    audit_log: EntityTypeName,
+    actions: Vec<EntityUid>,
+}
+
+impl Names {
+    fn new() -> Result<Self, String> {
+        let ty = |name: &str| {
+            EntityTypeName::from_str(&format!("Samverkan::{name}"))
+                .map_err(|e| format!("bad entity type name {name}: {e}"))
+        };
+        let action_type = ty("Action")?;
+        Ok(Names {
+            user: ty("User")?,
+            organization: ty("Organization")?,
+            role: ty("Role")?,
+            organization_kind: ty("OrganizationKind")?,
+            observation_part: ty("ObservationPart")?,
+            observation_part_kind: ty("ObservationPartKind")?,
+            report_section: ty("ReportSection")?,
+            audience: ty("Audience")?,
+            referral_part: ty("ReferralPart")?,
+            referral_part_kind: ty("ReferralPartKind")?,
+            admin: ty("Admin")?,
+            admin_kind: ty("AdminKind")?,
+            audit_log: ty("AuditLog")?,
+            actions: Action::ALL
+                .iter()
+                .map(|a| uid(&action_type, a.cedar_name()))
+                .collect(),
+        })
+    }
+}
+
+fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+}
+
+/// The constant id of every resource entity: decisions never depend on it.
+const RESOURCE_ID: &str = "part";
+
+const CACHE_SHARDS: usize = 16;
+/// The whole cache is bounded by about this many decisions.
+const CACHE_MAX_ENTRIES: usize = 50_000;
+
+type CacheKey = (PrincipalAttrs, Action, Resource);
+
+#[derive(Default)]
+struct Shard {
+    /// Buckets by full hash; entries compared by value, so collisions are harmless.
+    buckets: HashMap<u64, Vec<(CacheKey, bool)>>,
+    len: usize,
+}
+
+/// A bounded, sharded map from (principal, action, resource) to the decision.
+struct DecisionCache {
+    hasher: RandomState,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl DecisionCache {
+    fn new() -> Self {
+        DecisionCache {
+            hasher: RandomState::new(),
+            shards: (0..CACHE_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
+        // The index is below CACHE_SHARDS, so the truncating cast is exact.
+        let index = (hash % CACHE_SHARDS as u64) as usize;
+        match self.shards[index].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn get(&self, hash: u64, p: &PrincipalAttrs, a: Action, r: &Resource) -> Option<bool> {
+        let shard = self.shard(hash);
+        shard.buckets.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|((kp, ka, kr), _)| *ka == a && kr == r && kp == p)
+                .map(|(_, allowed)| *allowed)
+        })
+    }
+
+    fn insert(&self, hash: u64, key: CacheKey, allowed: bool) {
+        let mut shard = self.shard(hash);
+        if shard.len >= CACHE_MAX_ENTRIES / CACHE_SHARDS {
+            shard.buckets.clear();
+            shard.len = 0;
+        }
+        let bucket = shard.buckets.entry(hash).or_default();
+        if !bucket.iter().any(|(k, _)| *k == key) {
+            bucket.push((key, allowed));
+            shard.len += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        (0..CACHE_SHARDS)
+            .map(|i| match self.shards[i].lock() {
+                Ok(guard) => guard.len,
+                Err(poisoned) => poisoned.into_inner().len,
+            })
+            .sum()
+    }
+}
+
+/// The loaded policy set, its schema, and a bounded decision cache.
+pub struct PolicyEngine {
+    policies: PolicySet,
+    schema: Schema,
+    authorizer: Authorizer,
+    names: Names,
+    cache: DecisionCache,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("policies", &self.policy_count())
+            .field("cached_decisions", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Load schema.cedarschema and every *.cedar in dir (sorted), strictly validate
+    /// (ValidationMode::Strict) against the schema. Policy ids come from @id (missing or
+    /// duplicate @id is an error).
+    pub fn load(dir: &Path) -> Result<Self, PolicyError> {
+        let sources = load::Sources::read_dir(dir)?;
+        Self::from_sources(&sources)
+    }
+
+    /// Same, from the copies compiled into the binary with include_str! (used when no
+    /// policies/ dir exists next to the working directory).
+    pub fn load_embedded() -> Result<Self, PolicyError> {
+        Self::from_sources(&load::Sources::embedded())
+    }
+
+    fn from_sources(sources: &load::Sources) -> Result<Self, PolicyError> {
+        let (schema, policies) = sources.compile()?;
+        let names = Names::new().map_err(|message| {
+            PolicyError::Invalid(vec![Problem::new(sources.schema_label(), None, message)])
+        })?;
+        let engine = PolicyEngine {
+            policies,
+            schema,
+            authorizer: Authorizer::new(),
+            names,
+            cache: DecisionCache::new(),
+        };
+        engine.check_schema_fits(sources)?;
+        Ok(engine)
+    }
+
+    /// Check that the schema declares everything the service fills in, so that a schema
+    /// edit cannot silently turn every request into a deny.
+    fn check_schema_fits(&self, sources: &load::Sources) -> Result<(), PolicyError> {
+        let principal = PrincipalAttrs {
+            user_id: "schema-check".into(),
+            role: "police_officer".into(),
+            organization_id: "org".into(),
+            organization_kind: "police".into(),
+            mandated_reporter: true,
+            places: vec!["place".into()],
+        };
+        let mut samples: Vec<(Action, Resource)> = Vec::new();
+        for action in [Action::Read, Action::Create] {
+            for kind in OBSERVATION_PART_KINDS {
+                samples.push((
+                    action,
+                    Resource::ObservationPart {
+                        kind,
+                        place: "place".into(),
+                        reporter_id: "u".into(),
+                        reporter_org_id: "org".into(),
+                    },
+                ));
+            }
+            for audience in REPORT_AUDIENCES {
+                samples.push((
+                    action,
+                    Resource::ReportSection {
+                        audience: audience.into(),
+                        place: "place".into(),
+                        author_id: "u".into(),
+                        author_org_id: "org".into(),
+                    },
+                ));
+            }
+        }
+        for action in [
+            Action::Read,
+            Action::Create,
+            Action::WriteFeedback,
+            Action::RecordConsent,
+        ] {
+            for kind in REFERRAL_PART_KINDS {
+                for place in [None, Some("place".to_string())] {
+                    samples.push((
+                        action,
+                        Resource::ReferralPart {
+                            kind,
+                            place,
+                            reporter_id: "u".into(),
+                            reporter_org_id: "org".into(),
+                            receiving_org_id: "org2".into(),
+                            consent_valid: true,
+                        },
+                    ));
+                }
+            }
+        }
+        for kind in ADMIN_KINDS {
+            samples.push((Action::Administer, Resource::Admin { kind }));
+        }
+        samples.push((Action::ReadAudit, Resource::AuditLog));
+        let mut seen = HashSet::new();
+        let mut problems: Vec<Problem> = Vec::new();
+        for (action, resource) in &samples {
+            if let Err(e) = self.evaluate(&principal, *action, resource) {
+                if seen.insert(e.clone()) {
+                    problems.push(Problem::new(
+                        sources.schema_label(),
+                        None,
+                        format!(
+                            "the schema does not fit what the service sends (`{action}` on {}): {e}",
+                            resource.type_name()
+                        ),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError::Invalid(problems))
+        }
+    }
+
+    /// Deny on any error. Cached per (principal attrs, action, resource attrs) in a bounded
+    /// map: a list of 50 similar records costs a handful of Cedar evaluations.
+    pub fn is_allowed(
+        &self,
+        principal: &PrincipalAttrs,
+        action: Action,
+        resource: &Resource,
+    ) -> bool {
+        let hash = self.cache.hasher.hash_one((principal, action, resource));
+        if let Some(allowed) = self.cache.get(hash, principal, action, resource) {
+            return allowed;
+        }
+        let allowed = self.decide(principal, action, resource);
+        self.cache
+            .insert(hash, (principal.clone(), action, resource.clone()), allowed);
+        allowed
+    }
+
+    /// The decision without the cache (deny on any error).
+    pub fn decide(&self, principal: &PrincipalAttrs, action: Action, resource: &Resource) -> bool {
+        match self.evaluate(principal, action, resource) {
+            Ok(response) => allowed(&response),
+            Err(_) => false,
+        }
+    }
+
+    /// The decision without the cache, with the ids of the rules that decided it, or the
+    /// reason the request could not be evaluated (which means deny).
+    pub fn explain(
+        &self,
+        principal: &PrincipalAttrs,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<(bool, Vec<String>), String> {
+        let response = self.evaluate(principal, action, resource)?;
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        let mut reasons: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
+        reasons.sort();
+        Ok((allowed(&response), reasons))
+    }
+
+    /// Number of policies loaded (for logs).
+    pub fn policy_count(&self) -> usize {
+        self.policies.policies().count()
+    }
+
+    /// The ids (@id) of the loaded policies, sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn evaluate(
+        &self,
+        principal: &PrincipalAttrs,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<Response, String> {
+        let principal_entity = self.principal_entity(principal)?;
+        let principal_uid = principal_entity.uid();
+        let resource_entity = self.resource_entity(resource)?;
+        let resource_uid = resource_entity.uid();
+        let entities =
+            Entities::from_entities([principal_entity, resource_entity], Some(&self.schema))
+                .map_err(|e| format!("entities: {}", with_help(&e)))?;
+        let action_uid = self.names.actions[action.index()].clone();
+        let request = Request::new(
+            principal_uid,
+            action_uid,
+            resource_uid,
+            Context::empty(),
+            Some(&self.schema),
+        )
+        .map_err(|e| format!("request: {}", with_help(&e)))?;
+        Ok(self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities))
+    }
+
+    fn principal_entity(&self, p: &PrincipalAttrs) -> Result<Entity, String> {
+        let n = &self.names;
+        let attrs = HashMap::from([
+            ("role".to_string(), entity_ref(&n.role, &p.role)),
+            (
+                "organization".to_string(),
+                entity_ref(&n.organization, &p.organization_id),
+            ),
+            (
+                "organization_kind".to_string(),
+                entity_ref(&n.organization_kind, &p.organization_kind),
+            ),
+            (
+                "mandated_reporter".to_string(),
+                RestrictedExpression::new_bool(p.mandated_reporter),
+            ),
+            (
+                "places".to_string(),
+                RestrictedExpression::new_set(
+                    p.places
+                        .iter()
+                        .map(|place| RestrictedExpression::new_string(place.clone())),
+                ),
+            ),
+        ]);
+        Entity::new(uid(&n.user, &p.user_id), attrs, HashSet::new())
+            .map_err(|e| format!("principal: {}", with_help(&e)))
+    }
+
+    fn resource_entity(&self, r: &Resource) -> Result<Entity, String> {
+        let n = &self.names;
+        let (ty, attrs) = match r {
+            Resource::ObservationPart {
+                kind,
+                place,
+                reporter_id,
+                reporter_org_id,
+            } => (
+                &n.observation_part,
+                vec![
+                    ("kind", entity_ref(&n.observation_part_kind, kind)),
+                    ("place", RestrictedExpression::new_string(place.clone())),
+                    ("reporter", entity_ref(&n.user, reporter_id)),
+                    ("reporter_org", entity_ref(&n.organization, reporter_org_id)),
+                ],
+            ),
+            Resource::ReportSection {
+                audience,
+                place,
+                author_id,
+                author_org_id,
+            } => (
+                &n.report_section,
+                vec![
+                    ("audience", entity_ref(&n.audience, audience)),
+                    ("place", RestrictedExpression::new_string(place.clone())),
+                    ("author", entity_ref(&n.user, author_id)),
+                    ("author_org", entity_ref(&n.organization, author_org_id)),
+                ],
+            ),
+            Resource::ReferralPart {
+                kind,
+                place,
+                reporter_id,
+                reporter_org_id,
+                receiving_org_id,
+                consent_valid,
+            } => {
+                let mut attrs = vec![
+                    ("kind", entity_ref(&n.referral_part_kind, kind)),
+                    ("reporter", entity_ref(&n.user, reporter_id)),
+                    ("reporter_org", entity_ref(&n.organization, reporter_org_id)),
+                    (
+                        "receiving_org",
+                        entity_ref(&n.organization, receiving_org_id),
+                    ),
+                    (
+                        "consent_valid",
+                        RestrictedExpression::new_bool(*consent_valid),
+                    ),
+                ];
+                if let Some(place) = place {
+                    attrs.push(("place", RestrictedExpression::new_string(place.clone())));
+                }
+                (&n.referral_part, attrs)
+            }
+            Resource::Admin { kind } => (&n.admin, vec![("kind", entity_ref(&n.admin_kind, kind))]),
+            Resource::AuditLog => (&n.audit_log, Vec::new()),
+        };
+        let attrs: HashMap<String, RestrictedExpression> =
+            attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Entity::new(uid(ty, RESOURCE_ID), attrs, HashSet::new())
+            .map_err(|e| format!("resource: {}", with_help(&e)))
+    }
+}
+
+fn entity_ref(ty: &EntityTypeName, id: &str) -> RestrictedExpression {
+    RestrictedExpression::new_entity_uid(uid(ty, id))
+}
+
+/// Allow only when Cedar says Allow and no policy failed to evaluate.
+fn allowed(response: &Response) -> bool {
+    response.decision() == Decision::Allow && response.diagnostics().errors().next().is_none()
+}
+
+/// A diagnostic's message, the messages of its causes, and its help text, if any.
+fn with_help(e: &dyn miette::Diagnostic) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    if let Some(help) = e.help() {
+        message = format!("{message} ({help})");
+    }
+    message
+}

@@ -1,0 +1,190 @@
+//! Rows as stored. Conversion to what a user may see happens in `records` and `api`.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub mandated_reporter: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = places)]
+pub struct Place {
+    pub id: String,
+    pub name: String,
+    pub basomrade: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub organization_id: String,
+    pub role: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub token_epoch: i64,
+    pub pseudonym: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_places)]
+pub struct UserPlace {
+    pub user_id: String,
+    pub place_id: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub session_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_failures)]
+pub struct LoginFailure {
+    pub id: String,
+    pub throttle_key: String,
+    pub failed_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = observations)]
+pub struct Observation {
+    pub id: String,
+    pub place_id: String,
+    pub observed_at: i64,
+    pub category: String,
+    pub description: Option<String>,
+    pub reporter_id: String,
+    pub reporter_org_id: String,
+    pub created_at: i64,
+    pub legal_hold: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = observation_persons)]
+pub struct ObservationPerson {
+    pub id: String,
+    pub observation_id: String,
+    pub position: i32,
+    pub description: String,
+    pub estimated_birth_year: Option<i32>,
+    pub age_uncertain: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = situation_reports)]
+pub struct SituationReport {
+    pub id: String,
+    pub place_id: String,
+    pub title: String,
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+    pub author_id: String,
+    pub author_org_id: String,
+    pub created_at: i64,
+    pub legal_hold: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = report_sections)]
+pub struct ReportSection {
+    pub id: String,
+    pub report_id: String,
+    pub position: i32,
+    pub audience: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = referrals)]
+pub struct Referral {
+    pub id: String,
+    pub receiving_org_id: String,
+    pub place_id: Option<String>,
+    pub reporter_id: String,
+    pub reporter_org_id: String,
+    pub child_name: Option<String>,
+    pub child_personal_identity_number: Option<String>,
+    pub child_alias: Option<String>,
+    pub child_estimated_birth_year: Option<i32>,
+    pub child_age_uncertain: bool,
+    pub child_description: Option<String>,
+    pub concern: Option<String>,
+    pub status: String,
+    pub status_changed_at: i64,
+    pub created_at: i64,
+    pub legal_hold: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = referral_feedback)]
+pub struct ReferralFeedback {
+    pub id: String,
+    pub referral_id: String,
+    pub status: String,
+    pub note: Option<String>,
+    pub author_id: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = referral_consents)]
+pub struct ReferralConsent {
+    pub id: String,
+    pub referral_id: String,
+    pub given_by: String,
+    pub scope: String,
+    pub valid_until: i64,
+    pub released_details: Option<String>,
+    pub recorded_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_username: Option<String>,
+    pub actor_org_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub record_kind: Option<String>,
+    pub record_id: Option<String>,
+    pub parts: String,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub purpose: Option<String>,
+    pub client: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}

@@ -1,0 +1,261 @@
+use diesel::connection::SimpleConnection;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, TestApp, DEMO_USERS};
+
+async fn file_observation(app: &TestApp, token: &str) -> String {
+    let r = app
+        .post(
+            "/api/v1/observations",
+            token,
+            &json!({"place": "sergels-torg", "observed_at": "2026-11-01T21:00:00Z", "category": "drug_use",
+                    "description": "AUDIT-NARRATIVE", "persons": [{"description": "AUDIT-PERSON"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_owned()
+}
+
+fn entries(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn reads_writes_and_refusals_are_audited_with_the_parts_disclosed() {
+    let app = spawn_app().await;
+    let guard = app.token("vakt1").await;
+    let id = file_observation(&app, &guard).await;
+    let police = app.token("polis1").await;
+    assert_eq!(
+        app.send(
+            app.client
+                .get(app.url(&format!("/api/v1/observations/{id}")))
+                .bearer_auth(&police)
+                .header("X-Purpose", "ärende 2026-123")
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let other_guard = app.token("vakt2").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/observations/{id}"), &other_guard)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let social = app.token("soc1").await;
+    assert_eq!(
+        app.get("/api/v1/observations", &social).await.status,
+        StatusCode::OK
+    );
+
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(&format!("/api/v1/audit?record={id}"), &auditor)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let e = entries(&r.json);
+    let find = |actor: &str, action: &str| {
+        e.iter()
+            .find(|x| x["actor"] == actor && x["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} by {actor} in {e:?}"))
+    };
+    let created = find("vakt1", "create");
+    assert_eq!(created["outcome"], "success");
+    assert_eq!(created["record_kind"], "observation");
+    let read = find("polis1", "read");
+    assert_eq!(read["purpose"], "ärende 2026-123");
+    for part in ["core", "narrative", "persons", "reporter_identity"] {
+        assert!(
+            read["parts"].as_array().unwrap().contains(&json!(part)),
+            "{read}"
+        );
+    }
+    assert_eq!(find("vakt2", "read")["outcome"], "not_found");
+    let listed = find("soc1", "list");
+    assert_eq!(listed["parts"], json!(["core"]));
+    // Auditors see metadata, never content.
+    assert!(!r.text.contains("AUDIT-NARRATIVE") && !r.text.contains("AUDIT-PERSON"));
+
+    let logins = app
+        .get("/api/v1/audit?action=login&actor=vakt1", &auditor)
+        .await;
+    assert!(entries(&logins.json)
+        .iter()
+        .all(|x| x["action"] == "login" && x["actor"] == "vakt1"));
+    assert!(!entries(&logins.json).is_empty());
+    let refused = app.get("/api/v1/audit?outcome=not_found", &auditor).await;
+    assert!(entries(&refused.json).iter().any(|x| x["actor"] == "vakt2"));
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_for_auditors_only_and_auditors_see_no_case_content() {
+    let app = spawn_app().await;
+    let guard = app.token("vakt1").await;
+    let id = file_observation(&app, &guard).await;
+    for user in DEMO_USERS.iter().filter(|u| **u != "revisor1") {
+        let token = app.token(user).await;
+        for path in [
+            "/api/v1/audit",
+            "/api/v1/audit/export",
+            "/api/v1/audit/summary",
+        ] {
+            assert_eq!(
+                app.get(path, &token).await.status,
+                StatusCode::FORBIDDEN,
+                "{user} {path}"
+            );
+        }
+    }
+    let auditor = app.token("revisor1").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/observations/{id}"), &auditor)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/v1/observations", &auditor).await.json["items"],
+        json!([])
+    );
+    // The refusals themselves are on record.
+    let denied = app
+        .get("/api/v1/audit?outcome=denied&actor=polis1", &auditor)
+        .await;
+    assert!(entries(&denied.json)
+        .iter()
+        .any(|x| x["record_kind"] == "audit_log"));
+}
+
+#[tokio::test]
+async fn audit_pages_exports_and_summary_work() {
+    let app = spawn_app().await;
+    let guard = app.token("vakt1").await;
+    for _ in 0..3 {
+        file_observation(&app, &guard).await;
+    }
+    let police = app.token("polis1").await;
+    app.get("/api/v1/observations", &police).await;
+    let auditor = app.token("revisor1").await;
+    let p1 = app.get("/api/v1/audit?limit=2", &auditor).await;
+    assert_eq!(entries(&p1.json).len(), 2);
+    let cursor = p1.json["next_cursor"].as_str().unwrap().to_owned();
+    let p2 = app
+        .get(&format!("/api/v1/audit?limit=2&cursor={cursor}"), &auditor)
+        .await;
+    let (a, b) = (entries(&p1.json), entries(&p2.json));
+    assert!(
+        a[1]["seq"].as_i64().unwrap() > b[0]["seq"].as_i64().unwrap(),
+        "newest first, no overlap"
+    );
+
+    let csv = app
+        .get("/api/v1/audit/export?format=csv&actor=vakt1", &auditor)
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv.text.starts_with("seq,at,actor"));
+    assert!(csv.text.lines().skip(1).all(|l| l.contains("\"vakt1\"")));
+    let jsonl = app.get("/api/v1/audit/export?actor=polis1", &auditor).await;
+    for line in jsonl.text.lines() {
+        let v: Value = serde_json::from_str(line).expect("json line");
+        assert_eq!(v["actor"], "polis1");
+    }
+    let summary = app.get("/api/v1/audit/summary", &auditor).await;
+    let rows = summary.json.as_array().unwrap();
+    let polis = rows.iter().find(|r| r["actor"] == "polis1").unwrap();
+    assert_eq!(polis["reads_by_kind"]["observation"], 3);
+    let vakt = rows.iter().find(|r| r["actor"] == "vakt1").unwrap();
+    assert_eq!(vakt["writes"], 3);
+}
+
+fn verify_cli(app: &TestApp) -> (bool, String) {
+    let url = match &app.db_url {
+        samverkan::storage::DatabaseUrl::Sqlite(p) => p.display().to_string(),
+        samverkan::storage::DatabaseUrl::Postgres(u) => u.clone(),
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run samverkan audit verify");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn busy_app() -> TestApp {
+    let app = spawn_app().await;
+    let guard = app.token("vakt1").await;
+    for _ in 0..3 {
+        file_observation(&app, &guard).await;
+    }
+    let police = app.token("polis1").await;
+    app.get("/api/v1/observations", &police).await;
+    app
+}
+
+#[tokio::test]
+async fn the_chain_verifies_and_an_altered_entry_is_named() {
+    let app = busy_app().await;
+    let (ok, out) = verify_cli(&app);
+    assert!(ok, "{out}");
+    assert!(out.contains("verified"), "{out}");
+    app.connect()
+        .batch_execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 5")
+        .unwrap();
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("entry 5"), "{out}");
+}
+
+#[tokio::test]
+async fn a_deleted_entry_breaks_the_chain() {
+    let app = busy_app().await;
+    app.connect()
+        .batch_execute("DELETE FROM audit_log WHERE seq = 4")
+        .unwrap();
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(
+        out.contains("entry 5") && out.contains("expected entry 4"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn reordered_entries_break_the_chain() {
+    let app = busy_app().await;
+    app.connect()
+        .batch_execute(
+            "UPDATE audit_log SET seq = -1 WHERE seq = 3; \
+             UPDATE audit_log SET seq = 3 WHERE seq = 4; \
+             UPDATE audit_log SET seq = 4 WHERE seq = -1;",
+        )
+        .unwrap();
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("entry 3"), "{out}");
+}
+
+#[tokio::test]
+async fn a_truncated_tail_breaks_the_chain() {
+    let app = busy_app().await;
+    app.connect()
+        .batch_execute("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+        .unwrap();
+    let (ok, out) = verify_cli(&app);
+    assert!(!ok);
+    assert!(out.contains("truncated"), "{out}");
+}

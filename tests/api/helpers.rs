@@ -1,0 +1,299 @@
+//! Spawns the real application on a random port against a real database: a migrated,
+//! demo-seeded template is made once per test process and copied for every test, so
+//! tests run in parallel without sharing state. `SAMVERKAN_TEST_DATABASE_URL` set to a
+//! `postgres://` URL runs everything against PostgreSQL; otherwise SQLite.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use samverkan::app::Application;
+use samverkan::config::{LoginSettings, Secret, Settings, TokenSettings};
+use samverkan::storage::{self, DatabaseUrl, Db};
+
+pub const PASSWORD: &str = "demo-password-for-tests";
+pub const DEMO_USERS: &[&str] = &[
+    "polis1",
+    "analytiker1",
+    "vakt1",
+    "vakt2",
+    "soc1",
+    "falt1",
+    "samordnare1",
+    "revisor1",
+    "admin1",
+];
+
+enum Template {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+static TEMPLATE: OnceLock<Template> = OnceLock::new();
+static CREATE_LOCK: Mutex<u32> = Mutex::new(0);
+
+fn pg_admin_url() -> Option<String> {
+    std::env::var("SAMVERKAN_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+fn with_db_name(url: &str, name: &str) -> String {
+    let base = match url.rfind('/') {
+        Some(i) if i > "postgres://".len() => &url[..i],
+        _ => url,
+    };
+    format!("{base}/{name}")
+}
+
+/// Migrates and seeds the demo world into `url`, on a runtime of its own.
+fn seed(url: DatabaseUrl) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            storage::migrate(&url).expect("migrate template");
+            let db = Db::connect(&url, 1).expect("pool");
+            let writer = storage::writer::Writer::start(&url).expect("writer");
+            samverkan::demo::seed(&db, &writer, Some(Secret::new(PASSWORD)))
+                .await
+                .expect("seed template");
+        });
+    })
+    .join()
+    .expect("seeding thread");
+}
+
+fn process_alive(pid: &str) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn template() -> &'static Template {
+    TEMPLATE.get_or_init(|| match pg_admin_url() {
+        Some(admin_url) => {
+            let pid = std::process::id();
+            let name = format!("samverkan_tpl_{pid}");
+            let mut admin = diesel::PgConnection::establish(&admin_url).expect("connect to PostgreSQL");
+            // Databases left by earlier test processes that are gone.
+            let stale: Vec<String> = diesel::sql_query(
+                "SELECT datname AS name FROM pg_database WHERE datname LIKE 'samverkan_t%'",
+            )
+            .load::<DbName>(&mut admin)
+            .expect("list databases")
+            .into_iter()
+            .map(|d| d.name)
+            .filter(|n| n.split('_').nth(2).is_some_and(|p| !process_alive(p)))
+            .collect();
+            for n in stale {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{n}\" WITH (FORCE)"));
+            }
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .expect("drop old template database");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .expect("create template database");
+            seed(DatabaseUrl::Postgres(with_db_name(&admin_url, &name)));
+            admin
+                .batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ))
+                .expect("close template connections");
+            Template::Postgres { admin_url, name }
+        }
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("samverkan-tests-")
+                .tempdir()
+                .expect("tempdir")
+                .keep();
+            let path = dir.join("template.db");
+            seed(DatabaseUrl::Sqlite(path.clone()));
+            Template::Sqlite(path)
+        }
+    })
+}
+
+#[derive(QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// A fresh copy of the template for one test.
+fn fresh_database() -> DatabaseUrl {
+    let tpl = template();
+    let mut n = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    *n += 1;
+    let pid = std::process::id();
+    match tpl {
+        Template::Sqlite(path) => {
+            let target = path.with_file_name(format!("t{pid}_{n}.db"));
+            let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                .expect("open template");
+            // The seeding writer may still be closing its connection: wait for the lock.
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = 10000; VACUUM INTO '{}'",
+                target.display()
+            ))
+            .expect("copy template");
+            DatabaseUrl::Sqlite(target)
+        }
+        Template::Postgres { admin_url, name } => {
+            let db = format!("samverkan_t_{pid}_{n}");
+            let mut admin =
+                diesel::PgConnection::establish(admin_url).expect("connect to PostgreSQL");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{db}\" TEMPLATE \"{name}\""))
+                .expect("clone template database");
+            DatabaseUrl::Postgres(with_db_name(admin_url, &db))
+        }
+    }
+}
+
+pub fn test_settings(url: DatabaseUrl) -> Settings {
+    Settings {
+        database_url: url,
+        bind: "127.0.0.1:0".into(),
+        policy_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")),
+        tokens: TokenSettings {
+            issuer: "samverkan".into(),
+            audience: "samverkan-api".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 3600,
+            keys: vec![("test-key-1".into(), Secret::new(TEST_SECRET))],
+            key_file: None,
+        },
+        login: LoginSettings {
+            max_failures_per_user: 5,
+            max_failures_per_client: 50,
+            window_secs: 900,
+            hash_concurrency: 2,
+        },
+        max_body_bytes: 1024 * 1024,
+        pool_size: 4,
+        workers: 1,
+        demo: false,
+        demo_password: None,
+        json_logs: false,
+    }
+}
+
+pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!!";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db_url: DatabaseUrl,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Spawns with adjusted settings.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("fresh database");
+    let mut settings = test_settings(url.clone());
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        db_url: url,
+    }
+}
+
+/// A response read whole: status, headers and the JSON body (Null when not JSON).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn post_anon(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn login_full(&self, username: &str, password: &str) -> Resp {
+        self.post_anon(
+            "/api/v1/auth/login",
+            &serde_json::json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in a demo user and returns the access token.
+    pub async fn token(&self, username: &str) -> String {
+        let r = self.login_full(username, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "login {username}: {}", r.text);
+        r.json["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A direct connection to this test's database (for tampering and checking storage).
+    pub fn connect(&self) -> storage::DbConnection {
+        storage::establish(&self.db_url).expect("connect")
+    }
+}

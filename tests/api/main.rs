@@ -1,0 +1,8 @@
+//! Black-box tests: the real service over HTTP against a real database.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod input;
+mod operations;
