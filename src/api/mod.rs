@@ -193,6 +193,15 @@ pub async fn refuse(
     }
 }
 
+/// 201 with the record as its creator may see it, or just its id when the creator may
+/// see none of it.
+pub fn created<T: serde::Serialize>(id: String, view: Option<T>) -> actix_web::HttpResponse {
+    match view {
+        Some(v) => actix_web::HttpResponse::Created().json(v),
+        None => actix_web::HttpResponse::Created().json(serde_json::json!({ "id": id })),
+    }
+}
+
 pub fn decider(state: &crate::app::AppState, principal: &Principal) -> Decider {
     Decider::new(state.policy.clone(), principal.attrs.clone())
 }

@@ -45,7 +45,9 @@ pub async fn create(
     }
     let user = principal.user.clone();
     let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
-    let id = state
+    // The record as its creator sees it is read back in the same transaction: the
+    // filing and what it shows are one audited event.
+    let (id, shown) = state
         .writer
         .write(move |tx| {
             let id = obs::insert(tx.conn, &v, &user)?;
@@ -54,18 +56,11 @@ pub async fn create(
                 obs::PART_NARRATIVE,
                 obs::PART_PERSONS,
             ]))?;
-            Ok(id)
+            let shown = obs::get(tx.conn, &d, &id)?;
+            Ok((id, shown))
         })
         .await?;
-    let shown = state.db.run(move |c| obs::get(c, &d, &id)).await?;
-    // The creator may be unable to read back what was filed; still the filing succeeded.
-    match shown {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(HttpResponse::Created().json(s.view))
-        }
-        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
-    }
+    Ok(super::created(id, shown.map(|s| s.view)))
 }
 
 #[utoipa::path(get, path = "/api/v1/observations", tag = "observations", params(ListQuery),

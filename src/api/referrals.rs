@@ -55,21 +55,16 @@ pub async fn create(
     }
     let user = principal.user.clone();
     let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
-    let id = state
+    let (id, shown) = state
         .writer
         .write(move |tx| {
             let id = rf::insert(tx.conn, &v, &receiving, &user)?;
             tx.audit(&entry.record(KIND, &id).parts(&[rf::PART_CHILD]))?;
-            Ok(id)
+            let shown = rf::get(tx.conn, &d, &id)?;
+            Ok((id, shown))
         })
         .await?;
-    match state.db.run(move |c| rf::get(c, &d, &id)).await? {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(HttpResponse::Created().json(s.view))
-        }
-        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
-    }
+    Ok(super::created(id, shown.map(|s| s.view)))
 }
 
 #[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals", params(ListQuery),
@@ -198,14 +193,15 @@ pub async fn feedback(
         .record(KIND, &id)
         .parts(&parts);
     let rid = id.clone();
-    state
+    let shown = state
         .writer
         .write(move |tx| {
             rf::insert_feedback(tx.conn, &rid, &status, note, &user)?;
-            tx.audit(&entry)
+            tx.audit(&entry)?;
+            rf::get(tx.conn, &d, &rid)
         })
         .await?;
-    respond_created(&state, &principal, d, id).await
+    Ok(super::created(id, shown.map(|s| s.view)))
 }
 
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/consents", tag = "referrals", request_body = NewConsent,
@@ -238,27 +234,13 @@ pub async fn consent(
         .record(KIND, &id)
         .parts(&[rf::PART_RELEASED, rf::PART_NOTES]);
     let rid = id.clone();
-    state
+    let shown = state
         .writer
         .write(move |tx| {
             rf::insert_consent(tx.conn, &rid, &c, &user)?;
-            tx.audit(&entry)
+            tx.audit(&entry)?;
+            rf::get(tx.conn, &d, &rid)
         })
         .await?;
-    respond_created(&state, &principal, d, id).await
-}
-
-async fn respond_created(
-    state: &AppState,
-    principal: &Principal,
-    d: Decider,
-    id: String,
-) -> Result<HttpResponse, AppError> {
-    match state.db.run(move |c| rf::get(c, &d, &id)).await? {
-        Some(s) => {
-            super::audit_reads(state, principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(HttpResponse::Created().json(s.view))
-        }
-        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
-    }
+    Ok(super::created(id, shown.map(|s| s.view)))
 }

@@ -53,21 +53,16 @@ pub async fn create(
     }
     let user = principal.user.clone();
     let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
-    let id = state
+    let (id, shown) = state
         .writer
         .write(move |tx| {
             let id = sr::insert(tx.conn, &v, &user)?;
             tx.audit(&entry.record(KIND, &id).parts(&parts))?;
-            Ok(id)
+            let shown = sr::get(tx.conn, &d, &id)?;
+            Ok((id, shown))
         })
         .await?;
-    match state.db.run(move |c| sr::get(c, &d, &id)).await? {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(HttpResponse::Created().json(s.view))
-        }
-        None => Ok(HttpResponse::Created().json(serde_json::json!({}))),
-    }
+    Ok(super::created(id, shown.map(|s| s.view)))
 }
 
 #[utoipa::path(get, path = "/api/v1/situation-reports", tag = "situation-reports", params(ListQuery),
