@@ -141,6 +141,9 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
     };
+    // Only a configured password is pushed onto existing demo users; a generated one is
+    // used for new users only (it was printed when they were first created).
+    let reset_existing = password.is_some();
     let generated = password.is_none() && existing.len() < USERS.len();
     let password = password
         .map(|s| s.expose().to_owned())
@@ -171,7 +174,6 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let reset_existing = !generated;
     writer
         .write(move |tx| {
             let meta = RequestMeta::default();

@@ -80,12 +80,20 @@ impl Writer {
                 let _ = done_tx.send(outcome);
             })
         });
-        let sender = self.tx.clone();
-        // The queue is bounded: waiting for room must not block an executor thread.
-        tokio::task::spawn_blocking(move || sender.send(job))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(|_| AppError::internal("writer stopped"))?;
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(std_mpsc::TrySendError::Full(job)) => {
+                // The queue is bounded: waiting for room must not block an executor thread.
+                let sender = self.tx.clone();
+                tokio::task::spawn_blocking(move || sender.send(job))
+                    .await
+                    .map_err(AppError::internal)?
+                    .map_err(|_| AppError::internal("writer stopped"))?;
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                return Err(AppError::internal("writer stopped"))
+            }
+        }
         done_rx
             .await
             .map_err(|_| AppError::internal("writer dropped a job"))?

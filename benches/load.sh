@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Load benchmark for samverkan (issue: benchmarks and a fast read path).
+#
+#   benches/load.sh [sqlite|postgres|both]      (default: both)
+#
+# Builds the release binary, starts it on a fresh database per backend with the shipped
+# default configuration (plus --demo), and measures with wrk on this machine:
+#   1. /healthz                                  the baseline, 32 connections
+#   2. a guard's GET of one lägesbild            token check, a policy decision per section,
+#                                                audit entry durable before the answer
+#   3. guards filing observations (POST)         write + audit, durable
+#   4. police listing the newest 50 observations at a place, at 10k and at 1M observations
+#      (with 10M audit entries for the 1M run)
+#   5. a flood of wrong-password logins, while a guard reads and a user signs in
+# and the server's peak resident memory over the run. Needs wrk (installed from Debian's
+# packages if missing), sqlite3 and psql (PostgreSQL at 127.0.0.1:5432, trust auth).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BACKENDS=${1:-both}
+DURATION=${BENCH_DURATION:-10s}
+PORT=${BENCH_PORT:-18080}
+BASE="http://127.0.0.1:$PORT"
+PG_ADMIN=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+PASSWORD=bench-password-1234
+KEYS="bench:$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 64)"
+WORK=$(mktemp -d /tmp/samverkan-bench.XXXXXX)
+RESULTS=benches/results.md
+BIN=target/release/samverkan
+
+command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
+cargo build --release -q
+
+SERVER_PID=""
+RSS_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; fi
+}
+cleanup() { stop_server; [ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start_server() { # $1 = DATABASE_URL, rest = extra env
+  local url=$1; shift
+  env DATABASE_URL="$url" SAMVERKAN_DEMO_PASSWORD=$PASSWORD SAMVERKAN_JWT_KEYS="$KEYS" \
+      SAMVERKAN_ACCESS_TOKEN_TTL_SECS=7200 SAMVERKAN_LOG_FORMAT=text RUST_LOG=warn "$@" \
+      "$BIN" serve --demo --bind "127.0.0.1:$PORT" >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "$BASE/readyz" >/dev/null
+  # Peak RSS of the server, sampled every 200 ms.
+  ( while kill -0 "$SERVER_PID" 2>/dev/null; do ps -o rss= -p "$SERVER_PID" >>"$WORK/rss" 2>/dev/null || true; sleep 0.2; done ) &
+  RSS_PID=$!
+}
+
+login() { curl -fs "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"username\":\"$1\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
+
+# wrk output → "rps p50 p99 errors"
+summarise() {
+  awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+    /Non-2xx or 3xx responses/ {err+=$NF}
+    /Socket errors/ {for (i=1;i<=NF;i++) if ($i ~ /^[0-9]+,?$/) {gsub(",","",$i); err+=$i}}
+    END {printf "%s %s %s %d\n", rps, p50, p99, err+0}'
+}
+
+run_wrk() { # name, connections, extra wrk args…
+  local name=$1 conns=$2; shift 2
+  local out; out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency "$@")
+  echo "$out" >"$WORK/wrk-$name.txt"
+  read -r rps p50 p99 err <<<"$(echo "$out" | summarise)"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$BACKEND" "$name" "$conns" "$rps" "$p50 / $p99" "$err" | tee -a "$WORK/table"
+}
+
+seed_observations() { # url, target count
+  local url=$1 n=$2
+  if [ "$BACKEND" = sqlite ]; then
+    local rid org; rid=$(sqlite3 "$url" "SELECT id FROM users WHERE username='vakt1'"); org=$(sqlite3 "$url" "SELECT organization_id FROM users WHERE username='vakt1'")
+    sqlite3 "$url" "PRAGMA synchronous=OFF; WITH RECURSIVE c(x) AS (SELECT (SELECT COUNT(*) FROM observations)+1 UNION ALL SELECT x+1 FROM c WHERE x < $n)
+      INSERT INTO observations (id, place_id, observed_at, category, description, reporter_id, reporter_org_id, created_at, legal_hold)
+      SELECT printf('00000000-0000-7000-8000-%012d', x), CASE x % 2 WHEN 0 THEN 'sergels-torg' ELSE 'hasselby-torg' END,
+             1700000000000000 + x * 1000000, 'drug_use', 'bench', '$rid', '$org', 1700000000000000 + x * 1000000, FALSE FROM c;"
+  else
+    psql -q "$url" -c "INSERT INTO observations (id, place_id, observed_at, category, description, reporter_id, reporter_org_id, created_at, legal_hold)
+      SELECT lpad(x::text, 12, '0'), CASE x % 2 WHEN 0 THEN 'sergels-torg' ELSE 'hasselby-torg' END,
+             1700000000000000 + x * 1000000, 'drug_use', 'bench', u.id, u.organization_id, 1700000000000000 + x * 1000000, FALSE
+      FROM generate_series((SELECT COUNT(*) FROM observations) + 1, $n) AS x, users u WHERE u.username = 'vakt1';
+      UPDATE observations SET id = '00000000-0000-7000-8000-' || id WHERE length(id) = 12; ANALYZE observations;"
+  fi
+}
+
+seed_audit() { # url, count — filler entries (this throwaway database's chain is not verified)
+  local url=$1 n=$2
+  if [ "$BACKEND" = sqlite ]; then
+    sqlite3 "$url" "PRAGMA synchronous=OFF; WITH RECURSIVE c(x) AS (SELECT (SELECT seq FROM audit_head)+1 UNION ALL SELECT x+1 FROM c WHERE x < (SELECT seq FROM audit_head) + $n)
+      INSERT INTO audit_log (seq, at, actor_username, action, record_kind, record_id, parts, outcome, prev_hash, hash)
+      SELECT x, 1700000000000000 + x, 'polis1', 'read', 'observation', printf('00000000-0000-7000-8000-%012d', x % 1000000), 'core', 'success', 'x', 'x' FROM c;
+      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log);"
+  else
+    psql -q "$url" -c "INSERT INTO audit_log (seq, at, actor_username, action, record_kind, record_id, parts, outcome, prev_hash, hash)
+      SELECT x, 1700000000000000 + x, 'polis1', 'read', 'observation', '00000000-0000-7000-8000-' || lpad((x % 1000000)::text, 12, '0'), 'core', 'success', 'x', 'x'
+      FROM generate_series((SELECT seq FROM audit_head) + 1, (SELECT seq FROM audit_head) + $n) AS x;
+      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log); ANALYZE audit_log;"
+  fi
+}
+
+bench_backend() {
+  BACKEND=$1
+  local url
+  if [ "$BACKEND" = sqlite ]; then
+    url="$WORK/bench.db"
+  else
+    pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS samverkan_bench WITH (FORCE)" -c "CREATE DATABASE samverkan_bench"
+    url="${PG_ADMIN%/*}/samverkan_bench"
+  fi
+  : >"$WORK/rss"
+  start_server "$url"
+  local vakt polis report
+  vakt=$(login vakt1); polis=$(login polis1)
+  report=$(curl -fs "$BASE/api/v1/situation-reports" -H "authorization: Bearer $polis" -H 'content-type: application/json' -d '{
+    "place":"sergels-torg","title":"Kväll","sections":[{"audience":"general","body":"Razzia nyss, oro möjlig."},
+    {"audience":"on_site","body":"Extra patrull vid fontänen."},{"audience":"police_only","body":"Underrättelse."}]}' \
+    | sed -E 's/.*"id":"([^"]+)".*/\1/')
+
+  run_wrk "healthz (baseline)" 32 "$BASE/healthz"
+  run_wrk "guard GET lägesbild" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
+  TOKEN=$vakt run_wrk "guard POST observation" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
+
+  stop_server
+  seed_observations "$url" 10000
+  start_server "$url"
+  run_wrk "police list 50 @10k obs" 8 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
+  stop_server
+  echo "seeding 1M observations and 10M audit entries ($BACKEND)…" >&2
+  seed_observations "$url" 1000000
+  seed_audit "$url" 10000000
+  start_server "$url"
+  run_wrk "police list 50 @1M obs, 10M audit" 8 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
+  stop_server
+
+  # Login flood: bounded hashing keeps the service answering. The per-client limit is
+  # lifted for this run so that every attempt is hashed (many attacking addresses).
+  start_server "$url" SAMVERKAN_LOGIN_MAX_FAILURES_PER_CLIENT=100000000 SAMVERKAN_LOGIN_MAX_FAILURES=100000000
+  wrk -t1 -c64 -d"$DURATION" -s benches/login_flood.lua "$BASE/api/v1/auth/login" >"$WORK/wrk-flood.txt" &
+  local flood=$!
+  sleep 1
+  run_wrk "guard GET lägesbild during login flood" 8 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
+  local t0 t1; t0=$(date +%s%N); login falt1 >/dev/null; t1=$(date +%s%N)
+  wait "$flood"
+  read -r frps fp50 fp99 ferr <<<"$(summarise <"$WORK/wrk-flood.txt")"
+  printf '| %s | login flood (wrong passwords) | 64 | %s | %s / %s | %s (401/503 expected) |\n' "$BACKEND" "$frps" "$fp50" "$fp99" "$ferr" | tee -a "$WORK/table"
+  printf '| %s | a real login during the flood | 1 | – | %s ms | 0 |\n' "$BACKEND" "$(( (t1 - t0) / 1000000 ))" | tee -a "$WORK/table"
+  stop_server
+  kill "$RSS_PID" 2>/dev/null || true
+  printf '| %s | peak server RSS | – | – | %s MB | – |\n' "$BACKEND" "$(( $(sort -n "$WORK/rss" | tail -1) / 1024 ))" | tee -a "$WORK/table"
+}
+
+: >"$WORK/table"
+case "$BACKENDS" in
+  sqlite) bench_backend sqlite ;;
+  postgres) bench_backend postgres ;;
+  both) bench_backend sqlite; bench_backend postgres ;;
+  *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
+esac
+
+{
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, wrk -t2 on the same machine, $DURATION per run"
+  echo
+  echo "| backend | scenario | conns | req/s | p50 / p99 | errors |"
+  echo "|---|---|---|---|---|---|"
+  cat "$WORK/table"
+  echo
+} | tee -a "$RESULTS"
