@@ -149,6 +149,11 @@ impl Application {
             tokens,
             hasher,
         });
+        crate::retention::spawn_job(
+            state.writer.clone(),
+            state.db.clone(),
+            state.settings.retention.clone(),
+        );
         let workers = state.settings.workers;
         let prometheus = crate::api::metrics()?;
         let app_state = state.clone();

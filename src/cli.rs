@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `admin …`, `policy check|test`, `audit verify`.
+//! The command line: `serve`, `migrate`, `admin …`, `policy check|test`,
+//! `audit verify|head`, `retention run`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Retention (gallring): erase records whose retention period has passed.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +120,26 @@ pub struct PolicyDir {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the hash chain; exits non-zero naming the first entry that does not match.
-    Verify,
+    Verify {
+        /// An earlier head kept outside the database (`SEQ:HASH`, from `audit head`):
+        /// fails when that entry is missing or has another hash. May be repeated.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<crate::audit::Anchor>,
+    },
+    /// Print the current head of the chain as `SEQ HASH`, to keep outside the database
+    /// (a WORM store, another system's log) and check later with `verify --anchor`.
+    Head,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Erase every record past its retention period (except those under legal hold) and
+    /// print the counts per kind. The periods come from SAMVERKAN_RETENTION_*_DAYS.
+    Run {
+        /// Only count what would be erased; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn read_new_password() -> anyhow::Result<String> {
@@ -366,27 +389,72 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
             );
             Ok(if report.failed.is_empty() { 0 } else { 1 })
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Verify { anchor }) => audit_verify(settings, anchor).await,
+        Command::Audit(AuditCommand::Head) => {
             let url = settings.database_url.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
+            let head = tokio::task::spawn_blocking(move || {
                 let mut conn = storage::establish(&url)?;
-                crate::audit::verify(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))
+                crate::audit::head(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))
             })
             .await?
-            .context("reading the audit trail")?;
-            match outcome {
-                Ok(summary) => {
-                    println!(
-                        "audit chain verified: {} entries, head {}",
-                        summary.entries, summary.head_hash
-                    );
-                    Ok(0)
-                }
-                Err(fault) => {
-                    eprintln!("audit chain BROKEN at {fault}");
-                    Ok(2)
-                }
+            .context("reading the audit chain head")?;
+            println!("{} {}", head.seq, head.hash);
+            Ok(0)
+        }
+        Command::Retention(RetentionCommand::Run { dry_run }) => {
+            let (db, writer) = admin_context(&settings).await?;
+            let report = crate::retention::run(&writer, &db, &settings.retention, dry_run)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if dry_run {
+                println!("retention dry run: nothing was changed");
             }
+            println!("{report}");
+            Ok(0)
         }
     }
+}
+
+/// Walks the chain, then checks each anchor; exit code 2 names the first problem.
+async fn audit_verify(
+    settings: Settings,
+    anchors: Vec<crate::audit::Anchor>,
+) -> anyhow::Result<i32> {
+    let url = settings.database_url.clone();
+    let anchored = anchors.len();
+    let (outcome, anchor_faults) = tokio::task::spawn_blocking(move || {
+        let mut conn = storage::establish(&url)?;
+        let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
+        let outcome = crate::audit::verify(&mut conn).map_err(err)?;
+        let mut faults = Vec::new();
+        for a in &anchors {
+            if let Err(fault) = crate::audit::check_anchor(&mut conn, a).map_err(err)? {
+                faults.push(fault);
+            }
+        }
+        anyhow::Ok((outcome, faults))
+    })
+    .await?
+    .context("reading the audit trail")?;
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(fault) => {
+            eprintln!("audit chain BROKEN at {fault}");
+            return Ok(2);
+        }
+    };
+    if !anchor_faults.is_empty() {
+        for fault in &anchor_faults {
+            eprintln!("audit chain does not match its anchor: {fault}");
+        }
+        return Ok(2);
+    }
+    println!(
+        "audit chain verified: {} entries, head {}",
+        summary.entries, summary.head_hash
+    );
+    if anchored > 0 {
+        println!("{anchored} anchor(s) match");
+    }
+    Ok(0)
 }

@@ -48,6 +48,46 @@ pub struct LoginSettings {
     pub hash_concurrency: usize,
 }
 
+/// Retention periods (gallring) per record kind, in days, and how often the service
+/// erases what is due. A period of 0 keeps that kind for ever; an interval of 0 turns the
+/// background job off (`samverkan retention run` still works). The defaults and their
+/// legal basis are in the README ("Audit log review and retention"); they are a
+/// deployment's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Observations, counted from when they were filed.
+    pub observation_days: u32,
+    /// Situation reports, counted from the end of their validity (or from when they were
+    /// posted, for open-ended ones).
+    pub situation_report_days: u32,
+    /// Referrals, counted from the last status change (filing, or the latest feedback).
+    pub referral_days: u32,
+    /// Seconds between runs of the background job; 0 disables it.
+    pub interval_secs: u64,
+}
+
+impl RetentionSettings {
+    /// Observations: one year (GDPR art. 5(1)(e); Brottsdatalagen ch. 2, police-held data).
+    pub const DEFAULT_OBSERVATION_DAYS: u32 = 365;
+    /// Situation reports: one year after they stop being valid.
+    pub const DEFAULT_SITUATION_REPORT_DAYS: u32 = 365;
+    /// Referrals: five years after the last status change (SoL's five years for records
+    /// of reports of concern, including those that led to no investigation).
+    pub const DEFAULT_REFERRAL_DAYS: u32 = 1826;
+    pub const DEFAULT_INTERVAL_SECS: u64 = 3600;
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            observation_days: Self::DEFAULT_OBSERVATION_DAYS,
+            situation_report_days: Self::DEFAULT_SITUATION_REPORT_DAYS,
+            referral_days: Self::DEFAULT_REFERRAL_DAYS,
+            interval_secs: Self::DEFAULT_INTERVAL_SECS,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
@@ -64,6 +104,7 @@ pub struct Settings {
     pub demo_password: Option<Secret>,
     /// Log as JSON lines (default) or human-readable text.
     pub json_logs: bool,
+    pub retention: RetentionSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -136,6 +177,24 @@ impl Settings {
             demo: false,
             demo_password: env("SAMVERKAN_DEMO_PASSWORD").map(Secret::new),
             json_logs: env("SAMVERKAN_LOG_FORMAT").as_deref() != Some("text"),
+            retention: RetentionSettings {
+                observation_days: env_num(
+                    "SAMVERKAN_RETENTION_OBSERVATION_DAYS",
+                    RetentionSettings::DEFAULT_OBSERVATION_DAYS,
+                )?,
+                situation_report_days: env_num(
+                    "SAMVERKAN_RETENTION_SITUATION_REPORT_DAYS",
+                    RetentionSettings::DEFAULT_SITUATION_REPORT_DAYS,
+                )?,
+                referral_days: env_num(
+                    "SAMVERKAN_RETENTION_REFERRAL_DAYS",
+                    RetentionSettings::DEFAULT_REFERRAL_DAYS,
+                )?,
+                interval_secs: env_num(
+                    "SAMVERKAN_RETENTION_INTERVAL_SECS",
+                    RetentionSettings::DEFAULT_INTERVAL_SECS,
+                )?,
+            },
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod policy;
 pub mod records;
+pub mod retention;
 pub mod storage;
 pub mod telemetry;
 

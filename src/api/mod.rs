@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod legal_holds;
 pub mod observations;
 pub mod ops;
 pub mod reference;
@@ -134,7 +135,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(admin::update_user)
             .service(audit::list)
             .service(audit::export)
-            .service(audit::summary),
+            .service(audit::summary)
+            .service(legal_holds::list)
+            .service(legal_holds::set)
+            .service(legal_holds::clear),
     )
     .default_service(web::to(not_found));
 }

@@ -232,3 +232,98 @@ pub fn verify(conn: &mut DbConnection) -> Result<Result<ChainSummary, ChainFault
         head_hash: prev_hash,
     }))
 }
+
+/// The chain head as recorded by the writer: what `samverkan audit head` prints, to be
+/// kept outside the database (an anchor).
+pub fn head(conn: &mut DbConnection) -> Result<ChainHead, AppError> {
+    use crate::storage::schema::audit_head;
+    let (seq, hash): (i64, String) = audit_head::table
+        .filter(audit_head::id.eq(1))
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
+    Ok(ChainHead { seq, hash })
+}
+
+/// An entry's position and hash kept outside the database (`SEQ:HASH`, as printed by
+/// `samverkan audit head`). Whoever can rewrite the whole database can rebuild a chain
+/// that verifies; they cannot change a copy of its head kept elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("an anchor is SEQ:HASH (the two values `audit head` prints), not {s:?}");
+        let (seq, hash) = s.trim().split_once([':', ' ']).ok_or_else(bad)?;
+        let seq: i64 = seq.trim().parse().map_err(|_| bad())?;
+        let hash = hash.trim().to_ascii_lowercase();
+        if seq < 1 || hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Anchor { seq, hash })
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// How the stored chain disagrees with an anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorFault {
+    /// Entry `seq` is gone: the chain was truncated below the anchor.
+    Missing { seq: i64, last_seq: i64 },
+    /// Entry `seq` has another hash: it, or an entry before it, was rewritten.
+    Mismatch { seq: i64, found: String },
+}
+
+impl std::fmt::Display for AnchorFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnchorFault::Missing { seq, last_seq } => write!(
+                f,
+                "anchored entry {seq} is missing: the chain ends at entry {last_seq} (truncated below the anchor)"
+            ),
+            AnchorFault::Mismatch { seq, found } => write!(
+                f,
+                "anchored entry {seq} has hash {found}, not the anchored hash (the chain was rewritten)"
+            ),
+        }
+    }
+}
+
+/// Checks that entry `anchor.seq` is stored with `anchor.hash`. Run after [`verify`],
+/// which shows that every entry still commits to the ones before it.
+pub fn check_anchor(
+    conn: &mut DbConnection,
+    anchor: &Anchor,
+) -> Result<Result<(), AnchorFault>, AppError> {
+    let found: Option<String> = audit_log::table
+        .filter(audit_log::seq.eq(anchor.seq))
+        .select(audit_log::hash)
+        .first(conn)
+        .optional()?;
+    Ok(match found {
+        Some(h) if h == anchor.hash => Ok(()),
+        Some(found) => Err(AnchorFault::Mismatch {
+            seq: anchor.seq,
+            found,
+        }),
+        None => {
+            let last_seq: Option<i64> = audit_log::table
+                .select(diesel::dsl::max(audit_log::seq))
+                .first(conn)?;
+            Err(AnchorFault::Missing {
+                seq: anchor.seq,
+                last_seq: last_seq.unwrap_or(0),
+            })
+        }
+    })
+}

@@ -141,7 +141,7 @@ pub enum Resource {
         receiving_org_id: String,
         consent_valid: bool,
     },
-    /// Administration of "organizations" | "places" | "users"
+    /// Administration of "organizations" | "places" | "users" | "legal_holds"
     Admin { kind: &'static str },
     /// The audit trail (metadata only).
     AuditLog,
@@ -172,7 +172,7 @@ pub const REFERRAL_PART_KINDS: [&str; 4] = [
     "released_details",
 ];
 /// Administration kinds, as declared in the schema.
-pub const ADMIN_KINDS: [&str; 3] = ["organizations", "places", "users"];
+pub const ADMIN_KINDS: [&str; 4] = ["organizations", "places", "users", "legal_holds"];
 
 /// A problem loading the policies or the decision tables.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use samverkan::app::Application;
-use samverkan::config::{LoginSettings, Secret, Settings, TokenSettings};
+use samverkan::config::{LoginSettings, RetentionSettings, Secret, Settings, TokenSettings};
 use samverkan::storage::{self, DatabaseUrl, Db};
 
 pub const PASSWORD: &str = "demo-password-for-tests";
@@ -183,6 +183,11 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         demo: false,
         demo_password: None,
         json_logs: false,
+        // Tests run retention themselves (`samverkan retention run`), never in the background.
+        retention: RetentionSettings {
+            interval_secs: 0,
+            ..RetentionSettings::default()
+        },
     }
 }
 

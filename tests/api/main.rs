@@ -9,3 +9,4 @@ mod input;
 mod matrix;
 mod operations;
 mod properties;
+mod retention;
