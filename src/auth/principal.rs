@@ -75,25 +75,27 @@ pub fn load_session_user(
     conn: &mut DbConnection,
     session_id: &str,
 ) -> Result<Option<SessionUser>, AppError> {
-    let row = sessions::table
-        .inner_join(users::table.inner_join(organizations::table))
+    // One query on the hot path: a row per assigned place (or one with none).
+    let rows = sessions::table
+        .inner_join(
+            users::table
+                .inner_join(organizations::table)
+                .left_join(user_places::table),
+        )
         .filter(sessions::id.eq(session_id))
         .select((
             Session::as_select(),
             User::as_select(),
             Organization::as_select(),
+            user_places::place_id.nullable(),
         ))
-        .first::<(Session, User, Organization)>(conn)
-        .optional()?;
-    let Some((session, user, org)) = row else {
-        return Ok(None);
-    };
-    let places = user_places::table
-        .filter(user_places::user_id.eq(&user.id))
-        .select(user_places::place_id)
-        .order(user_places::place_id.asc())
-        .load::<String>(conn)?;
-    Ok(Some((session, user, org, places)))
+        .load::<(Session, User, Organization, Option<String>)>(conn)?;
+    let mut places: Vec<String> = rows.iter().filter_map(|r| r.3.clone()).collect();
+    places.sort();
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|(session, user, org, _)| (session, user, org, places)))
 }
 
 pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> PrincipalAttrs {

@@ -207,11 +207,18 @@ fn views(
     let mut sections: HashMap<String, Vec<ReportSection>> = HashMap::new();
     if !ids.is_empty() {
         // Only the audiences some report here may show are fetched at all.
-        let rows = report_sections::table
-            .filter(report_sections::report_id.eq_any(&ids))
+        let q = report_sections::table
             .order((report_sections::report_id, report_sections::position))
-            .select(ReportSection::as_select())
-            .load::<ReportSection>(conn)?;
+            .select(ReportSection::as_select());
+        // A single report (the hot path) uses a fixed query the connection keeps prepared.
+        let rows = match ids.as_slice() {
+            [one] => q
+                .filter(report_sections::report_id.eq(*one))
+                .load::<ReportSection>(conn)?,
+            _ => q
+                .filter(report_sections::report_id.eq_any(&ids))
+                .load::<ReportSection>(conn)?,
+        };
         for s in rows {
             sections.entry(s.report_id.clone()).or_default().push(s);
         }

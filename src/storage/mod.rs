@@ -66,8 +66,6 @@ pub enum StorageError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
-    #[error("connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
 }
 
 /// Opens one connection, with the per-connection settings each backend needs.
@@ -100,45 +98,68 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, StorageError> {
     Ok(applied)
 }
 
-struct Manager {
-    url: DatabaseUrl,
-}
+type DbJob = Box<dyn FnOnce(&mut DbConnection) -> bool + Send>;
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = DbConnection;
-    type Error = StorageError;
+/// Jobs waiting for a reader thread before callers wait for room.
+const READ_QUEUE_DEPTH: usize = 4096;
 
-    fn connect(&self) -> Result<DbConnection, StorageError> {
-        establish(&self.url)
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StorageError> {
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
-    }
-
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
-    }
-}
-
-/// The read pool. Writes go through [`writer::Writer`] so they can be group-committed
-/// together with their audit entries.
+/// The read side: a fixed set of threads, each owning one connection, fed from one queue.
+/// A fixed set (rather than the runtime's blocking pool and a connection pool) keeps
+/// thread hand-offs, lock traffic and per-thread memory bounded under load. Writes go
+/// through [`writer::Writer`] so they can be group-committed with their audit entries.
 #[derive(Clone)]
 pub struct Db {
-    pool: r2d2::Pool<Manager>,
+    tx: std::sync::mpsc::SyncSender<DbJob>,
     url: DatabaseUrl,
+}
+
+fn reader_loop(
+    mut conn: DbConnection,
+    url: DatabaseUrl,
+    rx: std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<DbJob>>>,
+) {
+    loop {
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)))
+            .unwrap_or(true);
+        // After a failure, make sure the connection itself is still good (the database
+        // may have restarted); reconnect until it is.
+        if failed && conn.batch_execute("SELECT 1").is_err() {
+            loop {
+                match establish(&url) {
+                    Ok(c) => {
+                        conn = c;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reader cannot reconnect; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Db {
-    pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Self, StorageError> {
-        let pool = r2d2::Pool::builder()
-            .max_size(max_size)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
-            .build(Manager { url: url.clone() })?;
+    /// Opens `size` connections (failing at once on a bad URL) and starts their threads.
+    pub fn connect(url: &DatabaseUrl, size: u32) -> Result<Self, StorageError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DbJob>(READ_QUEUE_DEPTH);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..size.max(1) {
+            let conn = establish(url)?;
+            let (url, rx) = (url.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("samverkan-db-{i}"))
+                .spawn(move || reader_loop(conn, url, rx))
+                .map_err(|e| StorageError::Migration(format!("cannot start reader: {e}")))?;
+        }
         Ok(Db {
-            pool,
+            tx,
             url: url.clone(),
         })
     }
@@ -147,19 +168,35 @@ impl Db {
         &self.url
     }
 
-    /// Runs blocking database work on the blocking pool.
+    /// Runs blocking database work on a reader thread.
     pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(AppError::internal)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(AppError::internal)?
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: DbJob = Box::new(move |conn| {
+            let result = f(conn);
+            let failed = result.is_err();
+            let _ = done_tx.send(result);
+            failed
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                let sender = self.tx.clone();
+                tokio::task::spawn_blocking(move || sender.send(job))
+                    .await
+                    .map_err(AppError::internal)?
+                    .map_err(|_| AppError::internal("readers stopped"))?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(AppError::internal("readers stopped"));
+            }
+        }
+        done_rx
+            .await
+            .map_err(|_| AppError::internal("a reader dropped a job"))?
     }
 }
 
