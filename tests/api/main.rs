@@ -7,3 +7,4 @@ mod auth;
 mod input;
 mod matrix;
 mod operations;
+mod tokens;
