@@ -79,7 +79,7 @@ pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<SituationReportView>>, AppError> {
-    let f = query.validate()?;
+    let f = query.validate(state.tokens.cursor_seal())?;
     let d = super::decider(&state, &principal);
     let (shown, next_cursor) = state.db.run(move |c| sr::list(c, &d, &f)).await?;
     super::audit_reads(&state, &principal, "list", KIND, &shown).await?;

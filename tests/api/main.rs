@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod authorization;
 mod input;
 mod matrix;
 mod operations;
