@@ -46,9 +46,9 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
-    let req: LogoutRequest = super::optional_json(&body)?;
+    let req: LogoutRequest = super::optional_json(&super::body_bytes(body)?)?;
     service::logout(&state, &principal, req).await?;
     Ok(HttpResponse::NoContent().finish())
 }

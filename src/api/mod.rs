@@ -74,6 +74,17 @@ async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
+/// A raw body, or the JSON error a client gets for one too large or unreadable.
+pub fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AppError> {
+    body.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
+}
+
 /// Parses an optional JSON body read as bytes (empty means absent), with the same
 /// errors as the JSON extractor.
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
