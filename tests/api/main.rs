@@ -6,6 +6,7 @@ mod abuse_input;
 mod audit;
 mod auth;
 mod authorization;
+mod crash;
 mod input;
 mod matrix;
 mod operations;
