@@ -70,8 +70,63 @@ fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
     AppError::NotFound.into()
 }
 
-async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound)
+/// The documented paths (templates split in segments, `{…}` matching any segment) and
+/// the methods each takes: a known path with another method is a 405, not a 404.
+pub struct KnownPaths(Vec<(Vec<String>, String)>);
+
+impl KnownPaths {
+    pub fn from_doc() -> Self {
+        use utoipa::OpenApi;
+        let doc = ApiDoc::openapi();
+        let paths = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, has)| has.then_some(m))
+                .collect();
+                (
+                    path.split('/').map(str::to_owned).collect(),
+                    methods.join(", "),
+                )
+            })
+            .collect();
+        KnownPaths(paths)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+}
+
+async fn not_found(
+    req: HttpRequest,
+    known: Option<web::Data<KnownPaths>>,
+) -> Result<HttpResponse, AppError> {
+    match known.as_deref().and_then(|k| k.allowed(req.path())) {
+        Some(allow) => Err(AppError::MethodNotAllowed {
+            allow: allow.to_owned(),
+        }),
+        None => Err(AppError::NotFound),
+    }
 }
 
 /// A raw body, or the JSON error a client gets for one too large or unreadable.
@@ -109,6 +164,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .error_handler(json_error),
     )
     .app_data(web::PayloadConfig::new(limit))
+    .app_data(web::Data::new(KnownPaths::from_doc()))
     .app_data(web::QueryConfig::default().error_handler(query_error))
     .app_data(web::PathConfig::default().error_handler(path_error))
     .service(ops::healthz)

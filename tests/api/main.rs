@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod abuse;
 mod abuse_input;
 mod audit;
 mod auth;
