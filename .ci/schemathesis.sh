@@ -57,10 +57,14 @@ for role in ${SCHEMATHESIS_ROLES:-polis1 soc1 vakt1 admin1 revisor1}; do
   echo "== schemathesis as $role"
   t="$(token "$role")"
   # Logout and password change would end the very session the run uses.
+  # positive_data_acceptance is left out: a schema cannot say that a place or an
+  # organisation must exist, or what a role may write, so schema-valid bodies are
+  # rightly refused (400/403); every other check runs.
   # shellcheck disable=SC2086
   schemathesis --no-color run "$base/openapi.json" \
     -H "Authorization: Bearer $t" \
     --checks all \
+    --exclude-checks positive_data_acceptance \
     --exclude-path /api/v1/auth/logout \
     --exclude-path /api/v1/me/password \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-30}" \
@@ -74,8 +78,10 @@ done
 
 echo "== the service is still healthy"
 curl -fsS "$base/readyz" >/dev/null || status=1
-if grep -q '"level":"ERROR"\|ERROR' "$workdir/server.log"; then
-  echo "server logged errors:"; grep 'ERROR' "$workdir/server.log" | head -20
+# A 500 logs "internal error" with its cause; malformed requests that actix refuses
+# itself log at error level too, and are not ours.
+if grep -q 'internal error' "$workdir/server.log"; then
+  echo "the server had internal errors:"; grep 'internal error' "$workdir/server.log" | head -20
   status=1
 fi
 exit "$status"

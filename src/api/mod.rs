@@ -129,6 +129,47 @@ async fn not_found(
     }
 }
 
+/// A JSON request body that must be an object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client is meant to send and
+/// the OpenAPI document does not allow.
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // The JSON extractor keeps the size limit, content type and error shapes.
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            if !value.is_object() {
+                return Err(AppError::bad_request(
+                    "invalid_body",
+                    "the request body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value)
+                .map(JsonBody)
+                .map_err(|e| AppError::bad_request("invalid_body", e.to_string()).into())
+        })
+    }
+}
+
 /// A raw body, or the JSON error a client gets for one too large or unreadable.
 pub fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AppError> {
     body.map_err(|e| {

@@ -21,7 +21,7 @@ const KIND: &str = "observation";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewObservation>,
+    body: super::JsonBody<NewObservation>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let place = v.place.clone();

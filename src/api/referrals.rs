@@ -23,7 +23,7 @@ const KIND: &str = "referral";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewReferral>,
+    body: super::JsonBody<NewReferral>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let (key, place) = (v.receiving_organization.clone(), v.place.clone());
@@ -173,7 +173,7 @@ pub async fn feedback(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<NewFeedback>,
+    body: super::JsonBody<NewFeedback>,
 ) -> Result<HttpResponse, AppError> {
     let id = record_id(&path)?;
     let (status, note) = body.validate()?;
@@ -217,7 +217,7 @@ pub async fn consent(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<NewConsent>,
+    body: super::JsonBody<NewConsent>,
 ) -> Result<HttpResponse, AppError> {
     let id = record_id(&path)?;
     let c = body.validate()?;

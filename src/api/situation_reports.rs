@@ -22,7 +22,7 @@ const KIND: &str = "situation_report";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewSituationReport>,
+    body: super::JsonBody<NewSituationReport>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let place = v.place.clone();
