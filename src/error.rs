@@ -27,6 +27,9 @@ pub enum AppError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The path exists, the method does not; `allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -65,6 +68,7 @@ impl AppError {
             AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::TooManyRequests { .. } => "too_many_requests",
@@ -81,6 +85,7 @@ impl AppError {
             AppError::Forbidden => "You are not allowed to do this.".into(),
             AppError::NotFound => "Not found.".into(),
             AppError::Conflict(m) => m.clone(),
+            AppError::MethodNotAllowed { allow } => format!("This path takes only {allow}."),
             AppError::PayloadTooLarge => "The request body is larger than allowed.".into(),
             AppError::UnsupportedMediaType => "Send the body as application/json.".into(),
             AppError::TooManyRequests { .. } => "Too many attempts; wait and try again.".into(),
@@ -104,6 +109,7 @@ impl ResponseError for AppError {
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -123,6 +129,9 @@ impl ResponseError for AppError {
             }
             AppError::Unauthorized { .. } => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::MethodNotAllowed { allow } => {
+                resp.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

@@ -60,7 +60,7 @@ pub async fn list_organizations(
 pub async fn create_organization(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewOrganization>,
+    body: super::JsonBody<NewOrganization>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&state, &principal, "organizations").await?;
     let e = entry(&principal, "admin_create", "organization", "");
@@ -78,13 +78,13 @@ pub async fn create_organization(
 #[utoipa::path(patch, path = "/api/v1/admin/organizations/{id}", tag = "admin", request_body = OrganizationPatch,
     params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = OrganizationView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[patch("/admin/organizations/{id}")]
 pub async fn update_organization(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<OrganizationPatch>,
+    body: super::JsonBody<OrganizationPatch>,
 ) -> Result<web::Json<OrganizationView>, AppError> {
     authorize(&state, &principal, "organizations").await?;
     let id = path.into_inner();
@@ -119,7 +119,7 @@ pub async fn list_places(
 pub async fn create_place(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewPlace>,
+    body: super::JsonBody<NewPlace>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&state, &principal, "places").await?;
     let e = entry(&principal, "admin_create", "place", "");
@@ -153,7 +153,7 @@ pub async fn list_users(
 pub async fn create_user(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewUser>,
+    body: super::JsonBody<NewUser>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&state, &principal, "users").await?;
     let body = body.into_inner();
@@ -202,7 +202,7 @@ pub async fn update_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<UserPatch>,
+    body: super::JsonBody<UserPatch>,
 ) -> Result<web::Json<UserView>, AppError> {
     authorize(&state, &principal, "users").await?;
     let patch = body.into_inner();

@@ -6,9 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::app::AppState;
-use crate::audit::review::{
-    self, AuditEntryView, AuditPage, AuditQuery, UserActivity, EXPORT_LIMIT, PAGE_LIMIT,
-};
+use crate::audit::review::{self, AuditPage, AuditQuery, UserActivity, EXPORT_LIMIT, PAGE_LIMIT};
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
@@ -47,7 +45,8 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, description = "JSON lines (application/x-ndjson) or CSV (text/csv)", body = [AuditEntryView]),
+    responses((status = 200, description = "One AuditEntryView per line as JSON lines (the default), or CSV with `format=csv`",
+               content((String = "application/x-ndjson"), (String = "text/csv"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 #[get("/audit/export")]
 pub async fn export(

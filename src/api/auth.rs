@@ -19,7 +19,7 @@ use crate::error::{AppError, ErrorBody};
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: super::JsonBody<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     Ok(web::Json(
         service::login(&state, body.into_inner(), request_meta(&req)).await?,
@@ -32,7 +32,7 @@ pub async fn login(
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<RefreshRequest>,
+    body: super::JsonBody<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     Ok(web::Json(
         service::refresh(&state, body.into_inner(), request_meta(&req)).await?,
@@ -46,9 +46,9 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
-    let req: LogoutRequest = super::optional_json(&body)?;
+    let req: LogoutRequest = super::optional_json(&super::body_bytes(body)?)?;
     service::logout(&state, &principal, req).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -108,7 +108,7 @@ pub struct ChangePassword {
 pub async fn change_password(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<ChangePassword>,
+    body: super::JsonBody<ChangePassword>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
     check_new_password(&body.new_password)?;

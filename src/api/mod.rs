@@ -71,8 +71,115 @@ fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
     AppError::NotFound.into()
 }
 
-async fn not_found() -> Result<HttpResponse, AppError> {
-    Err(AppError::NotFound)
+/// The documented paths (templates split in segments, `{…}` matching any segment) and
+/// the methods each takes: a known path with another method is a 405, not a 404.
+pub struct KnownPaths(Vec<(Vec<String>, String)>);
+
+impl KnownPaths {
+    pub fn from_doc() -> Self {
+        use utoipa::OpenApi;
+        let doc = ApiDoc::openapi();
+        let paths = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, has)| has.then_some(m))
+                .collect();
+                (
+                    path.split('/').map(str::to_owned).collect(),
+                    methods.join(", "),
+                )
+            })
+            .collect();
+        KnownPaths(paths)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+}
+
+async fn not_found(
+    req: HttpRequest,
+    known: Option<web::Data<KnownPaths>>,
+) -> Result<HttpResponse, AppError> {
+    match known.as_deref().and_then(|k| k.allowed(req.path())) {
+        Some(allow) => Err(AppError::MethodNotAllowed {
+            allow: allow.to_owned(),
+        }),
+        None => Err(AppError::NotFound),
+    }
+}
+
+/// A JSON request body that must be an object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client is meant to send and
+/// the OpenAPI document does not allow.
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // The JSON extractor keeps the size limit, content type and error shapes.
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            if !value.is_object() {
+                return Err(AppError::bad_request(
+                    "invalid_body",
+                    "the request body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value)
+                .map(JsonBody)
+                .map_err(|e| AppError::bad_request("invalid_body", e.to_string()).into())
+        })
+    }
+}
+
+/// A raw body, or the JSON error a client gets for one too large or unreadable.
+pub fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AppError> {
+    body.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
 }
 
 /// Parses an optional JSON body read as bytes (empty means absent), with the same
@@ -99,6 +206,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .error_handler(json_error),
     )
     .app_data(web::PayloadConfig::new(limit))
+    .app_data(web::Data::new(KnownPaths::from_doc()))
     .app_data(web::QueryConfig::default().error_handler(query_error))
     .app_data(web::PathConfig::default().error_handler(path_error))
     .service(ops::healthz)

@@ -21,7 +21,7 @@ const KIND: &str = "observation";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewObservation>,
+    body: super::JsonBody<NewObservation>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let place = v.place.clone();
@@ -72,7 +72,7 @@ pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<ObservationView>>, AppError> {
-    let f = query.validate()?;
+    let f = query.validate(state.tokens.cursor_seal())?;
     let d = super::decider(&state, &principal);
     let (shown, next_cursor) = state.db.run(move |c| obs::list(c, &d, &f)).await?;
     super::audit_reads(&state, &principal, "list", KIND, &shown).await?;

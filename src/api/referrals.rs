@@ -23,7 +23,7 @@ const KIND: &str = "referral";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewReferral>,
+    body: super::JsonBody<NewReferral>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let (key, place) = (v.receiving_organization.clone(), v.place.clone());
@@ -76,7 +76,7 @@ pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<ReferralView>>, AppError> {
-    let f = query.validate()?;
+    let f = query.validate(state.tokens.cursor_seal())?;
     let d = super::decider(&state, &principal);
     let (shown, next_cursor) = state.db.run(move |c| rf::list(c, &d, &f)).await?;
     super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
@@ -168,7 +168,7 @@ pub async fn feedback(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<NewFeedback>,
+    body: super::JsonBody<NewFeedback>,
 ) -> Result<HttpResponse, AppError> {
     let id = record_id(&path)?;
     let (status, note) = body.validate()?;
@@ -213,7 +213,7 @@ pub async fn consent(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Json<NewConsent>,
+    body: super::JsonBody<NewConsent>,
 ) -> Result<HttpResponse, AppError> {
     let id = record_id(&path)?;
     let c = body.validate()?;

@@ -22,7 +22,7 @@ const KIND: &str = "situation_report";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<NewSituationReport>,
+    body: super::JsonBody<NewSituationReport>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
     let place = v.place.clone();
@@ -74,7 +74,7 @@ pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<SituationReportView>>, AppError> {
-    let f = query.validate()?;
+    let f = query.validate(state.tokens.cursor_seal())?;
     let d = super::decider(&state, &principal);
     let (shown, next_cursor) = state.db.run(move |c| sr::list(c, &d, &f)).await?;
     super::audit_reads(&state, &principal, "list", KIND, &shown).await?;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Secret, TokenSettings};
 use crate::error::AppError;
+use crate::records::CursorSeal;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -38,6 +39,7 @@ pub struct TokenService {
     audience: String,
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
+    cursor_seal: CursorSeal,
 }
 
 impl TokenService {
@@ -66,6 +68,7 @@ impl TokenService {
             audience: settings.audience.clone(),
             access_ttl_secs: settings.access_ttl_secs,
             refresh_ttl_secs: settings.refresh_ttl_secs,
+            cursor_seal: CursorSeal::new(secret.expose().as_bytes()),
         })
     }
 
@@ -90,6 +93,11 @@ impl TokenService {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing_kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    /// Seals list cursors, keyed from the signing key.
+    pub fn cursor_seal(&self) -> &CursorSeal {
+        &self.cursor_seal
     }
 
     /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf.

@@ -7,6 +7,13 @@ pub mod situation_reports;
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -171,10 +178,12 @@ pub struct ListFilter {
     pub limit: i64,
     pub cursor: Option<Cursor>,
     pub current: bool,
+    /// Seals the `next_cursor` handed out.
+    pub seal: CursorSeal,
 }
 
 impl ListQuery {
-    pub fn validate(&self) -> Result<ListFilter, AppError> {
+    pub fn validate(&self, seal: &CursorSeal) -> Result<ListFilter, AppError> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(AppError::bad_request(
@@ -199,13 +208,14 @@ impl ListQuery {
                 .map(|s| parse_time("until", s))
                 .transpose()?,
             limit,
-            cursor: self.cursor.as_deref().map(Cursor::parse).transpose()?,
+            cursor: self.cursor.as_deref().map(|c| seal.open(c)).transpose()?,
             current: self.current.unwrap_or(false),
+            seal: seal.clone(),
         })
     }
 }
 
-/// Keyset position: (sort time, id) of the last item seen.
+/// Keyset position: (sort time, id) of the last item seen; handed out sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub time: i64,
@@ -234,6 +244,98 @@ impl Cursor {
     }
 }
 
+type HmacSha256 = Hmac<Sha256>;
+
+/// Makes cursors opaque and tamper-proof. A list may stop at its scan limit on a record
+/// the user cannot see; a plain cursor would then name that record's id and time. The
+/// sealed one (random nonce, HMAC-SHA256 keystream, HMAC-SHA256 tag) names nothing, and a
+/// changed one is refused as a whole, so it is no oracle either.
+#[derive(Clone)]
+pub struct CursorSeal {
+    /// One HMAC-SHA256 block: HMAC keys of this length are used as they are.
+    key: [u8; 64],
+}
+
+impl std::fmt::Debug for CursorSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorSeal(***)")
+    }
+}
+
+const NONCE: usize = 12;
+const TAG: usize = 16;
+
+impl CursorSeal {
+    /// A seal keyed from a secret (the token signing key), so every instance agrees.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut key = [0u8; 64];
+        for (i, half) in key.chunks_mut(32).enumerate() {
+            let mut h = Sha256::new();
+            h.update(b"samverkan list cursor v1\0");
+            h.update([i as u8]);
+            h.update(secret);
+            half.copy_from_slice(&h.finalize());
+        }
+        CursorSeal { key }
+    }
+
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = <HmacSha256 as KeyInit>::new((&self.key).into());
+        m.update(label);
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    fn keystream_xor(&self, nonce: &[u8], data: &mut [u8]) {
+        for (block, chunk) in data.chunks_mut(32).enumerate() {
+            let ks = self.mac(b"enc", &[nonce, &(block as u32).to_be_bytes()]);
+            for (b, k) in chunk.iter_mut().zip(ks.iter()) {
+                *b ^= k;
+            }
+        }
+    }
+
+    pub fn seal(&self, c: &Cursor) -> String {
+        let mut nonce = [0u8; NONCE];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut body = c.encode().into_bytes();
+        self.keystream_xor(&nonce, &mut body);
+        let tag = self.mac(b"tag", &[&nonce, &body]);
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&tag[..TAG]);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    pub fn open(&self, raw: &str) -> Result<Cursor, AppError> {
+        let bad = || {
+            AppError::bad_request(
+                "invalid_cursor",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        };
+        if raw.len() > 512 {
+            return Err(bad());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| bad())?;
+        if bytes.len() <= NONCE + TAG {
+            return Err(bad());
+        }
+        let (nonce, rest) = bytes.split_at(NONCE);
+        let (body, tag) = rest.split_at(rest.len() - TAG);
+        let mut m = <HmacSha256 as KeyInit>::new((&self.key).into());
+        m.update(b"tag");
+        m.update(nonce);
+        m.update(body);
+        m.verify_truncated_left(tag).map_err(|_| bad())?;
+        let mut body = body.to_vec();
+        self.keystream_xor(nonce, &mut body);
+        Cursor::parse(std::str::from_utf8(&body).map_err(|_| bad())?)
+    }
+}
+
 /// A page of a list, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
@@ -247,4 +349,33 @@ pub struct Shown<T> {
     pub view: T,
     pub id: String,
     pub parts: Vec<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_cursor_opens_only_unchanged_and_only_with_its_key() {
+        let seal = CursorSeal::new(b"a-secret-of-some-length-for-the-test");
+        let c = Cursor {
+            time: 1_795_212_000_000_000,
+            id: "01a21405-80df-750b-80fa-41ae32f02b4c".into(),
+        };
+        let sealed = seal.seal(&c);
+        assert!(!sealed.contains("1795") && !sealed.contains("80df"));
+        assert_eq!(seal.open(&sealed).ok(), Some(c.clone()));
+        assert_ne!(seal.seal(&c), sealed, "a fresh nonce every time");
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap_or_default();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 1;
+            assert!(
+                seal.open(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(),
+                "bit {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        assert!(CursorSeal::new(b"another key").open(&sealed).is_err());
+        assert!(seal.open(&c.encode()).is_err());
+    }
 }

@@ -430,13 +430,13 @@ pub fn list(
         }
         out.extend(views(conn, d, picked)?);
         if page_full {
-            return Ok((out, last_key.map(|c| c.encode())));
+            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
         }
         if exhausted {
             return Ok((out, None));
         }
         if scanned >= MAX_SCAN {
-            return Ok((out, last_key.map(|c| c.encode())));
+            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
         }
         cursor = last_key;
     }

@@ -662,7 +662,7 @@ pub fn list(
             out.extend(taken);
             let next = last_id
                 .and_then(|id| keys.iter().find(|k| k.id == id))
-                .map(Cursor::encode);
+                .map(|c| f.seal.seal(c));
             return Ok((out, next));
         }
         out.extend(shown);
@@ -671,7 +671,7 @@ pub fn list(
         }
         let last = keys.last().cloned();
         if scanned >= MAX_SCAN {
-            return Ok((out, last.map(|c| c.encode())));
+            return Ok((out, last.map(|c| f.seal.seal(&c))));
         }
         cursor = last;
     }

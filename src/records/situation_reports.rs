@@ -349,7 +349,7 @@ pub fn list(
         }
         out.extend(views(conn, d, picked)?);
         if page_full || (!exhausted && scanned >= MAX_SCAN) {
-            return Ok((out, last_key.map(|c| c.encode())));
+            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
         }
         if exhausted {
             return Ok((out, None));

@@ -2,11 +2,16 @@
 
 mod helpers;
 
+mod abuse;
+mod abuse_input;
 mod audit;
 mod auth;
+mod authorization;
 mod cli;
+mod crash;
 mod input;
 mod matrix;
 mod operations;
 mod properties;
 mod retention;
+mod tokens;

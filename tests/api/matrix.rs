@@ -10,9 +10,9 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, TestApp, DEMO_USERS};
 
-struct World {
+pub struct World {
     /// record key → id
-    ids: HashMap<&'static str, String>,
+    pub ids: HashMap<&'static str, String>,
 }
 
 async fn created(app: &TestApp, token: &str, path: &str, body: serde_json::Value) -> String {
@@ -39,7 +39,7 @@ fn referral(org: &str, place: Option<&str>, key: &str) -> serde_json::Value {
            "concern": format!("M-{key}-CONCERN")})
 }
 
-async fn build_world(app: &TestApp) -> World {
+pub async fn build_world(app: &TestApp) -> World {
     let t = |u: &'static str| app.token(u);
     let (vakt1, vakt2, falt1, polis1, soc1, admin) = (
         t("vakt1").await,
@@ -187,7 +187,7 @@ async fn build_world(app: &TestApp) -> World {
 }
 
 /// Every marker, and the display names that only the reporter-identity part carries.
-fn all_markers() -> Vec<String> {
+pub fn all_markers() -> Vec<String> {
     let mut m = Vec::new();
     for o in ["O1", "O2", "O3", "O4"] {
         m.push(format!("M-{o}-NARR"));
@@ -224,7 +224,7 @@ fn add(see: &mut BTreeSet<String>, keys: &[&str]) {
 }
 
 /// What each role must see (markers) and which records it may see at all.
-fn expected(user: &str) -> (BTreeSet<String>, BTreeSet<&'static str>) {
+pub fn expected(user: &str) -> (BTreeSet<String>, BTreeSet<&'static str>) {
     let mut see = BTreeSet::new();
     let mut records = BTreeSet::new();
 
@@ -345,7 +345,7 @@ fn expected(user: &str) -> (BTreeSet<String>, BTreeSet<&'static str>) {
     (see, records)
 }
 
-fn path_of(key: &str, id: &str) -> String {
+pub fn path_of(key: &str, id: &str) -> String {
     match &key[..1] {
         "O" => format!("/api/v1/observations/{id}"),
         "R" => format!("/api/v1/situation-reports/{id}"),
