@@ -36,7 +36,7 @@ RSS_PID=""
 stop_server() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; fi
 }
-cleanup() { stop_server; [ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { stop_server; [ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null; rm -rf "$WORK"; return 0; }
 trap cleanup EXIT
 
 start_server() { # $1 = DATABASE_URL, rest = extra env
@@ -131,13 +131,13 @@ bench_backend() {
   stop_server
   seed_observations "$url" 10000
   start_server "$url"
-  run_wrk "police list 50 @10k obs" 8 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
+  run_wrk "police list 50 @10k obs" 4 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
   stop_server
   echo "seeding 1M observations and 10M audit entries ($BACKEND)…" >&2
   seed_observations "$url" 1000000
   seed_audit "$url" 10000000
   start_server "$url"
-  run_wrk "police list 50 @1M obs, 10M audit" 8 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
+  run_wrk "police list 50 @1M obs, 10M audit" 4 -H "Authorization: Bearer $polis" "$BASE/api/v1/observations?place=sergels-torg&limit=50"
   stop_server
 
   # Login flood: bounded hashing keeps the service answering. The per-client limit is

@@ -56,21 +56,48 @@ pub fn check_new_password(password: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Hashing runs on its own few threads: each argon2id call needs 19 MiB, and on the
+/// runtime's ever-changing blocking threads that memory piles up in per-thread malloc
+/// arenas (over a gigabyte under a login flood). A fixed set keeps it at a few blocks.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<HashJob>,
     /// Verified against when the user does not exist, so both cases cost the same.
     dummy_hash: Arc<String>,
 }
 
 impl Hasher {
     pub fn new(concurrency: usize) -> Result<Self, AppError> {
+        let n = concurrency.max(1);
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<HashJob>(n);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("samverkan-hash-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .map_err(AppError::internal)?;
+        }
         Ok(Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(n)),
+            jobs,
             dummy_hash: Arc::new(hash_blocking("samverkan-dummy-password-for-timing")?),
         })
     }
 
+    /// Waits (at most 5 s, then 503) for a hashing slot and runs `f` on a hashing thread.
     async fn with_permit<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -80,13 +107,17 @@ impl Hasher {
                 .await
                 .map_err(|_| AppError::Unavailable)?
                 .map_err(|_| AppError::Unavailable)?;
-        let out = tokio::task::spawn_blocking(move || {
-            let out = f();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(AppError::internal)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A permit is held, so a hashing thread is free and the queue has room.
+        self.jobs
+            .try_send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| AppError::Unavailable)?;
+        let out = rx
+            .await
+            .map_err(|_| AppError::internal("hashing thread stopped"))?;
+        drop(permit);
         Ok(out)
     }
 
