@@ -314,6 +314,29 @@ pub fn created<T: serde::Serialize>(id: String, view: Option<T>) -> actix_web::H
     }
 }
 
+/// Resolves the caller and runs `f` for them in the same database job: one hand-off on
+/// the hot read paths.
+pub async fn read_as<T, F>(
+    state: &crate::app::AppState,
+    bearer: crate::auth::principal::Bearer,
+    f: F,
+) -> Result<(Principal, T), AppError>
+where
+    F: FnOnce(&mut crate::storage::DbConnection, &Decider) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let policy = state.policy.clone();
+    state
+        .db
+        .run(move |c| {
+            let principal = bearer.resolve(c)?;
+            let d = Decider::new(policy, principal.attrs.clone());
+            let out = f(c, &d)?;
+            Ok((principal, out))
+        })
+        .await
+}
+
 pub fn decider(state: &crate::app::AppState, principal: &Principal) -> Decider {
     Decider::new(state.policy.clone(), principal.attrs.clone())
 }

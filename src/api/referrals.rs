@@ -5,6 +5,7 @@ use actix_web::{get, post, web, HttpResponse};
 
 use crate::app::AppState;
 use crate::audit::AuditEntry;
+use crate::auth::principal::Bearer;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use crate::policy::Action;
@@ -73,12 +74,12 @@ pub async fn create(
 #[get("/referrals")]
 pub async fn list(
     state: web::Data<AppState>,
-    principal: Principal,
+    bearer: Bearer,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<ReferralView>>, AppError> {
     let f = query.validate(state.tokens.cursor_seal())?;
-    let d = super::decider(&state, &principal);
-    let (shown, next_cursor) = state.db.run(move |c| rf::list(c, &d, &f)).await?;
+    let (principal, (shown, next_cursor)) =
+        super::read_as(&state, bearer, move |c, d| rf::list(c, d, &f)).await?;
     super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
     Ok(web::Json(Page {
         items: shown.into_iter().map(|s| s.view).collect(),
@@ -92,13 +93,18 @@ pub async fn list(
 #[get("/referrals/{id}")]
 pub async fn get(
     state: web::Data<AppState>,
-    principal: Principal,
+    bearer: Bearer,
     path: web::Path<String>,
 ) -> Result<web::Json<ReferralView>, AppError> {
-    let id = record_id(&path)?;
-    let d = super::decider(&state, &principal);
+    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
+    let id = record_id(&path).ok();
     let lookup = id.clone();
-    match state.db.run(move |c| rf::get(c, &d, &lookup)).await? {
+    let (principal, shown) = super::read_as(&state, bearer, move |c, d| {
+        rf::get(c, d, &lookup.ok_or(AppError::NotFound)?)
+    })
+    .await?;
+    let id = id.unwrap_or_default();
+    match shown {
         Some(s) => {
             super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
             Ok(web::Json(s.view))

@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 use diesel::prelude::*;
 
+use super::tokens::Claims;
 use crate::app::AppState;
 use crate::audit::{Actor, RequestMeta};
 use crate::error::AppError;
@@ -109,51 +110,87 @@ pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> Pr
     }
 }
 
+/// A verified access token whose session is not yet checked: hot read paths resolve it
+/// inside their own database job (one hand-off instead of two).
+#[derive(Debug, Clone)]
+pub struct Bearer {
+    claims: Claims,
+    meta: RequestMeta,
+}
+
+impl Bearer {
+    /// The user as stored now, if the session is live, the user enabled and the token of
+    /// the current epoch.
+    pub fn resolve(self, conn: &mut DbConnection) -> Result<Principal, AppError> {
+        let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
+        let (session, user, organization, places) =
+            load_session_user(conn, &self.claims.sid)?.ok_or_else(invalid)?;
+        let now = now_micros();
+        if session.revoked_at.is_some()
+            || session.expires_at <= now
+            || session.user_id != self.claims.sub
+            || user.disabled
+            || user.token_epoch != self.claims.epoch
+        {
+            return Err(invalid());
+        }
+        let attrs = principal_attrs(&user, &organization, &places);
+        Ok(Principal {
+            user,
+            organization,
+            places,
+            session_id: session.id,
+            meta: self.meta,
+            attrs,
+        })
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("app state missing"))?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
+        })?;
+    let claims = state.tokens.verify_access(token)?;
+    Ok((
+        state,
+        Bearer {
+            claims,
+            meta: request_meta(req),
+        },
+    ))
+}
+
+impl FromRequest for Bearer {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(bearer(req).map(|(_, b)| b))
+    }
+}
+
 impl FromRequest for Principal {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_owned());
-        let meta = request_meta(req);
+        let checked = bearer(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal("app state missing"))?;
-            let token = token.ok_or_else(|| {
-                AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
-            })?;
-            let claims = state.tokens.verify_access(&token)?;
-            let sid = claims.sid.clone();
-            let loaded = state.db.run(move |c| load_session_user(c, &sid)).await?;
-            let invalid =
-                || AppError::unauthorized("The access token is missing, invalid or expired.");
-            let (session, user, organization, places) = loaded.ok_or_else(invalid)?;
-            let now = now_micros();
-            if session.revoked_at.is_some()
-                || session.expires_at <= now
-                || session.user_id != claims.sub
-                || user.disabled
-                || user.token_epoch != claims.epoch
-            {
-                return Err(invalid());
-            }
-            let attrs = principal_attrs(&user, &organization, &places);
-            Ok(Principal {
-                user,
-                organization,
-                places,
-                session_id: session.id,
-                meta,
-                attrs,
-            })
+            let (state, bearer) = checked?;
+            state.db.run(move |c| bearer.resolve(c)).await
         })
     }
 }
