@@ -36,7 +36,7 @@ RSS_PID=""
 stop_server() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; fi
 }
-cleanup() { stop_server; [ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null; rm -rf "$WORK"; return 0; }
+cleanup() { stop_server; if [ -n "$RSS_PID" ]; then kill "$RSS_PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start_server() { # $1 = DATABASE_URL, rest = extra env
@@ -143,7 +143,7 @@ bench_backend() {
   # Login flood: bounded hashing keeps the service answering. The per-client limit is
   # lifted for this run so that every attempt is hashed (many attacking addresses).
   start_server "$url" SAMVERKAN_LOGIN_MAX_FAILURES_PER_CLIENT=100000000 SAMVERKAN_LOGIN_MAX_FAILURES=100000000
-  wrk -t1 -c64 -d"$DURATION" -s benches/login_flood.lua "$BASE/api/v1/auth/login" >"$WORK/wrk-flood.txt" &
+  wrk -t1 -c64 -d"$DURATION" --latency -s benches/login_flood.lua "$BASE/api/v1/auth/login" >"$WORK/wrk-flood.txt" &
   local flood=$!
   sleep 1
   run_wrk "guard GET lägesbild during login flood" 8 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"

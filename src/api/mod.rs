@@ -272,15 +272,7 @@ pub async fn audit_reads<T>(
     if entries.is_empty() {
         return Ok(());
     }
-    state
-        .writer
-        .write(move |tx| {
-            for e in &entries {
-                tx.audit(e)?;
-            }
-            Ok(())
-        })
-        .await
+    state.writer.write(move |tx| tx.audit_all(&entries)).await
 }
 
 /// Records a refusal and returns the error to answer with.

@@ -170,6 +170,8 @@ pub struct ReferralConsent {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
+// NULL, not DEFAULT, for a missing value: SQLite's multi-row insert has no DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub seq: i64,
     pub at: i64,

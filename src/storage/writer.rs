@@ -31,6 +31,11 @@ impl Tx<'_> {
     pub fn audit(&mut self, entry: &AuditEntry) -> Result<(), AppError> {
         audit::append(self.conn, self.head, entry)
     }
+
+    /// Appends several entries in order, in as few statements as possible.
+    pub fn audit_all(&mut self, entries: &[AuditEntry]) -> Result<(), AppError> {
+        audit::append_all(self.conn, self.head, entries)
+    }
 }
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
