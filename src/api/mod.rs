@@ -329,6 +329,67 @@ where
         .await
 }
 
+/// A record lister: filters in, visible records and the next cursor out.
+pub type ListFn<V> = fn(
+    &mut crate::storage::DbConnection,
+    &Decider,
+    &crate::records::ListFilter,
+) -> Result<(Vec<Shown<V>>, Option<String>), AppError>;
+
+/// A record getter: the record as the caller may see it, or none.
+pub type GetFn<V> =
+    fn(&mut crate::storage::DbConnection, &Decider, &str) -> Result<Option<Shown<V>>, AppError>;
+
+/// `GET /…/{kind}`: one page of the records the caller may see, each read audited.
+pub async fn list_records<V: Send + 'static>(
+    state: &crate::app::AppState,
+    bearer: crate::auth::principal::Bearer,
+    query: &crate::records::ListQuery,
+    kind: &str,
+    list: ListFn<V>,
+) -> Result<actix_web::web::Json<crate::records::Page<V>>, AppError> {
+    let f = query.validate(state.tokens.cursor_seal())?;
+    let (principal, (shown, next_cursor)) =
+        read_as(state, bearer, move |c, d| list(c, d, &f)).await?;
+    audit_reads(state, &principal, "list", kind, &shown).await?;
+    Ok(actix_web::web::Json(crate::records::Page {
+        items: shown.into_iter().map(|s| s.view).collect(),
+        next_cursor,
+    }))
+}
+
+/// `GET /…/{kind}/{id}`: the record as the caller may see it; nothing visible is a 404.
+pub async fn get_record<V: Send + 'static>(
+    state: &crate::app::AppState,
+    bearer: crate::auth::principal::Bearer,
+    raw_id: &str,
+    kind: &str,
+    get: GetFn<V>,
+) -> Result<actix_web::web::Json<V>, AppError> {
+    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
+    let id = crate::records::record_id(raw_id).ok();
+    let lookup = id.clone();
+    let (principal, shown) = read_as(state, bearer, move |c, d| {
+        get(c, d, &lookup.ok_or(AppError::NotFound)?)
+    })
+    .await?;
+    match shown {
+        Some(s) => {
+            audit_reads(state, &principal, "read", kind, std::slice::from_ref(&s)).await?;
+            Ok(actix_web::web::Json(s.view))
+        }
+        None => Err(refuse(
+            state,
+            &principal,
+            "read",
+            kind,
+            id.as_deref(),
+            AppError::NotFound,
+        )
+        .await),
+    }
+}
+
 pub fn decider(state: &crate::app::AppState, principal: &Principal) -> Decider {
     Decider::new(state.policy.clone(), principal.attrs.clone())
 }

@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use crate::policy::Action;
 use crate::records::observations::{self as obs, NewObservation, ObservationView};
-use crate::records::{record_id, ListQuery, Page};
+use crate::records::{ListQuery, Page};
 
 const KIND: &str = "observation";
 
@@ -73,14 +73,7 @@ pub async fn list(
     bearer: Bearer,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<ObservationView>>, AppError> {
-    let f = query.validate(state.tokens.cursor_seal())?;
-    let (principal, (shown, next_cursor)) =
-        super::read_as(&state, bearer, move |c, d| obs::list(c, d, &f)).await?;
-    super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
-    Ok(web::Json(Page {
-        items: shown.into_iter().map(|s| s.view).collect(),
-        next_cursor,
-    }))
+    super::list_records(&state, bearer, &query, KIND, obs::list).await
 }
 
 #[utoipa::path(get, path = "/api/v1/observations/{id}", tag = "observations",
@@ -92,27 +85,5 @@ pub async fn get(
     bearer: Bearer,
     path: web::Path<String>,
 ) -> Result<web::Json<ObservationView>, AppError> {
-    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
-    let id = record_id(&path).ok();
-    let lookup = id.clone();
-    let (principal, shown) = super::read_as(&state, bearer, move |c, d| {
-        obs::get(c, d, &lookup.ok_or(AppError::NotFound)?)
-    })
-    .await?;
-    let id = id.unwrap_or_default();
-    match shown {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(web::Json(s.view))
-        }
-        None => Err(super::refuse(
-            &state,
-            &principal,
-            "read",
-            KIND,
-            Some(&id),
-            AppError::NotFound,
-        )
-        .await),
-    }
+    super::get_record(&state, bearer, &path, KIND, obs::get).await
 }

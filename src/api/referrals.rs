@@ -77,14 +77,7 @@ pub async fn list(
     bearer: Bearer,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<ReferralView>>, AppError> {
-    let f = query.validate(state.tokens.cursor_seal())?;
-    let (principal, (shown, next_cursor)) =
-        super::read_as(&state, bearer, move |c, d| rf::list(c, d, &f)).await?;
-    super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
-    Ok(web::Json(Page {
-        items: shown.into_iter().map(|s| s.view).collect(),
-        next_cursor,
-    }))
+    super::list_records(&state, bearer, &query, KIND, rf::list).await
 }
 
 #[utoipa::path(get, path = "/api/v1/referrals/{id}", tag = "referrals",
@@ -96,29 +89,7 @@ pub async fn get(
     bearer: Bearer,
     path: web::Path<String>,
 ) -> Result<web::Json<ReferralView>, AppError> {
-    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
-    let id = record_id(&path).ok();
-    let lookup = id.clone();
-    let (principal, shown) = super::read_as(&state, bearer, move |c, d| {
-        rf::get(c, d, &lookup.ok_or(AppError::NotFound)?)
-    })
-    .await?;
-    let id = id.unwrap_or_default();
-    match shown {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(web::Json(s.view))
-        }
-        None => Err(super::refuse(
-            &state,
-            &principal,
-            "read",
-            KIND,
-            Some(&id),
-            AppError::NotFound,
-        )
-        .await),
-    }
+    super::get_record(&state, bearer, &path, KIND, rf::get).await
 }
 
 /// Loads a referral for a write on it: a referral the user cannot see at all is a 404,

@@ -11,7 +11,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::policy::Action;
 use crate::records::observations::place_exists;
 use crate::records::situation_reports::{self as sr, NewSituationReport, SituationReportView};
-use crate::records::{record_id, ListQuery, Page};
+use crate::records::{ListQuery, Page};
 
 const KIND: &str = "situation_report";
 
@@ -75,14 +75,7 @@ pub async fn list(
     bearer: Bearer,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<Page<SituationReportView>>, AppError> {
-    let f = query.validate(state.tokens.cursor_seal())?;
-    let (principal, (shown, next_cursor)) =
-        super::read_as(&state, bearer, move |c, d| sr::list(c, d, &f)).await?;
-    super::audit_reads(&state, &principal, "list", KIND, &shown).await?;
-    Ok(web::Json(Page {
-        items: shown.into_iter().map(|s| s.view).collect(),
-        next_cursor,
-    }))
+    super::list_records(&state, bearer, &query, KIND, sr::list).await
 }
 
 #[utoipa::path(get, path = "/api/v1/situation-reports/{id}", tag = "situation-reports",
@@ -94,27 +87,5 @@ pub async fn get(
     bearer: Bearer,
     path: web::Path<String>,
 ) -> Result<web::Json<SituationReportView>, AppError> {
-    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
-    let id = record_id(&path).ok();
-    let lookup = id.clone();
-    let (principal, shown) = super::read_as(&state, bearer, move |c, d| {
-        sr::get(c, d, &lookup.ok_or(AppError::NotFound)?)
-    })
-    .await?;
-    let id = id.unwrap_or_default();
-    match shown {
-        Some(s) => {
-            super::audit_reads(&state, &principal, "read", KIND, std::slice::from_ref(&s)).await?;
-            Ok(web::Json(s.view))
-        }
-        None => Err(super::refuse(
-            &state,
-            &principal,
-            "read",
-            KIND,
-            Some(&id),
-            AppError::NotFound,
-        )
-        .await),
-    }
+    super::get_record(&state, bearer, &path, KIND, sr::get).await
 }
