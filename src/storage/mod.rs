@@ -129,17 +129,20 @@ fn reader_loop(
         // After a failure, make sure the connection itself is still good (the database
         // may have restarted); reconnect until it is.
         if failed && conn.batch_execute("SELECT 1").is_err() {
-            loop {
-                match establish(&url) {
-                    Ok(c) => {
-                        conn = c;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "reader cannot reconnect; retrying");
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                }
+            conn = reconnect(&url, "reader");
+        }
+    }
+}
+
+/// Connects again, retrying every half second until the database answers: a worker
+/// thread has nothing better to do while its database is away.
+pub fn reconnect(url: &DatabaseUrl, who: &str) -> DbConnection {
+    loop {
+        match establish(url) {
+            Ok(c) => return c,
+            Err(e) => {
+                tracing::error!(error = %e, who, "cannot reconnect to the database; retrying");
+                std::thread::sleep(Duration::from_millis(500));
             }
         }
     }

@@ -5,7 +5,6 @@
 
 use std::sync::mpsc as std_mpsc;
 use std::thread;
-use std::time::Duration;
 
 use diesel::prelude::*;
 use tokio::sync::oneshot;
@@ -149,18 +148,7 @@ fn run(mut conn: DbConnection, url: DatabaseUrl, rx: std_mpsc::Receiver<Job>) {
         }
         if !committed {
             // The connection may be gone (database restarted): get a fresh one.
-            loop {
-                match establish(&url) {
-                    Ok(c) => {
-                        conn = c;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "writer cannot reconnect; retrying");
-                        thread::sleep(Duration::from_millis(500));
-                    }
-                }
-            }
+            conn = super::reconnect(&url, "writer");
         }
     }
 }
