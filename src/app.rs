@@ -161,6 +161,9 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| crate::api::configure(cfg, &app_state.settings))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::api::reject_nul_in_uri,
+                ))
                 .wrap(prometheus.clone())
                 .wrap(crate::api::security_headers())
                 .wrap(tracing_actix_web::TracingLogger::default())

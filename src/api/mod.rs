@@ -157,6 +157,7 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
             let value = value.await?.into_inner();
+            reject_nul_in(&value)?;
             if !value.is_object() {
                 return Err(AppError::bad_request(
                     "invalid_body",
@@ -169,6 +170,42 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
                 .map_err(|e| AppError::bad_request("invalid_body", e.to_string()).into())
         })
     }
+}
+
+fn nul_error() -> AppError {
+    AppError::bad_request("invalid_text", "text may not contain NUL characters")
+}
+
+/// NUL is valid JSON but no database text can hold it (PostgreSQL refuses it): refuse it
+/// at the edge, in any string or key, rather than fail deep inside a query.
+pub fn reject_nul_in(value: &serde_json::Value) -> Result<(), AppError> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Err(nul_error()),
+        serde_json::Value::Array(items) => items.iter().try_for_each(reject_nul_in),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if k.contains('\0') {
+                Err(nul_error())
+            } else {
+                reject_nul_in(v)
+            }
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The same for the request line: an encoded NUL in a path or query is refused before
+/// routing, so no filter or path parameter can carry one into a query.
+pub async fn reject_nul_in_uri(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let uri = req.uri();
+    let has_nul = |s: &str| s.to_ascii_lowercase().contains("%00");
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        let resp = actix_web::ResponseError::error_response(&nul_error());
+        return Ok(req.into_response(resp));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// A raw body, or the JSON error a client gets for one too large or unreadable.
@@ -188,7 +225,11 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|d| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|d| {
+        AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
+    })?;
+    reject_nul_in(&value)?;
+    serde_json::from_value(value).map_err(|d| {
         if d.is_data() {
             AppError::bad_request("invalid_body", d.to_string())
         } else {
@@ -272,7 +313,7 @@ pub async fn audit_reads<T>(
     if entries.is_empty() {
         return Ok(());
     }
-    state.writer.write(move |tx| tx.audit_all(&entries)).await
+    state.writer.audit(entries).await
 }
 
 /// Records a refusal and returns the error to answer with.

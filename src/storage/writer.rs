@@ -38,7 +38,10 @@ impl Tx<'_> {
 }
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
-type Job = Box<dyn FnOnce(&mut DbConnection, &mut ChainHead) -> Completion + Send>;
+/// A job writes inside the group transaction and says how to answer once it is decided;
+/// `true` beside the completion means the job failed outside a savepoint, so the whole
+/// group must roll back.
+type Job = Box<dyn FnOnce(&mut DbConnection, &mut ChainHead) -> (Completion, bool) + Send>;
 
 #[derive(Clone)]
 pub struct Writer {
@@ -75,32 +78,60 @@ impl Writer {
             if result.is_err() {
                 *head = before;
             }
-            Box::new(move |committed: bool| {
+            let done: Completion = Box::new(move |committed: bool| {
                 let outcome = if committed {
                     result
                 } else {
                     Err(AppError::internal("group commit failed"))
                 };
                 let _ = done_tx.send(outcome);
-            })
+            });
+            (done, false)
         });
+        self.submit(job).await?;
+        done_rx
+            .await
+            .map_err(|_| AppError::internal("writer dropped a job"))?
+    }
+
+    /// Appends audit entries in the next group transaction and resolves once they are
+    /// durable. No savepoint of its own (the hot path of every read): if the append
+    /// fails, the whole group rolls back and every request in it gets an error.
+    pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), AppError> {
+        let (done_tx, done_rx) = oneshot::channel::<Result<(), AppError>>();
+        let job: Job = Box::new(move |conn: &mut DbConnection, head: &mut ChainHead| {
+            let failed = audit::append_all(conn, head, &entries).is_err();
+            let done: Completion = Box::new(move |committed: bool| {
+                let outcome = if committed && !failed {
+                    Ok(())
+                } else {
+                    Err(AppError::internal("audit append failed"))
+                };
+                let _ = done_tx.send(outcome);
+            });
+            (done, failed)
+        });
+        self.submit(job).await?;
+        done_rx
+            .await
+            .map_err(|_| AppError::internal("writer dropped a job"))?
+    }
+
+    async fn submit(&self, job: Job) -> Result<(), AppError> {
         match self.tx.try_send(job) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(std_mpsc::TrySendError::Full(job)) => {
                 // The queue is bounded: waiting for room must not block an executor thread.
                 let sender = self.tx.clone();
                 tokio::task::spawn_blocking(move || sender.send(job))
                     .await
                     .map_err(AppError::internal)?
-                    .map_err(|_| AppError::internal("writer stopped"))?;
+                    .map_err(|_| AppError::internal("writer stopped"))
             }
             Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                return Err(AppError::internal("writer stopped"))
+                Err(AppError::internal("writer stopped"))
             }
         }
-        done_rx
-            .await
-            .map_err(|_| AppError::internal("writer dropped a job"))?
     }
 }
 
@@ -125,8 +156,14 @@ fn run(mut conn: DbConnection, url: DatabaseUrl, rx: std_mpsc::Receiver<Job>) {
                 .select((audit_head::seq, audit_head::hash))
                 .first::<(i64, String)>(c)?;
             let mut head = ChainHead { seq, hash };
+            let mut poisoned = false;
             for job in batch {
-                completions.push(job(c, &mut head));
+                let (done, failed) = job(c, &mut head);
+                completions.push(done);
+                poisoned |= failed;
+            }
+            if poisoned {
+                return Err(diesel::result::Error::RollbackTransaction);
             }
             diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
                 .set((

@@ -132,3 +132,49 @@ async fn ids_of_the_wrong_shape_are_404() {
         assert_eq!(r.json["error"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_at_the_edge_on_every_backend() {
+    let app = spawn_app().await;
+    let police = app.token("polis1").await;
+    let admin = app.token("admin1").await;
+    let auditor = app.token("revisor1").await;
+    let bodies = [
+        (
+            "/api/v1/referrals",
+            &police,
+            json!({"receiving_organization": "soc\u{0}x", "child": {"alias": "A"}, "concern": "c"}),
+        ),
+        ("/api/v1/observations", &police, {
+            let mut b = observation();
+            b["description"] = json!("a\u{0}b");
+            b
+        }),
+    ];
+    for (path, token, body) in bodies {
+        let r = app.post(path, token, &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert_eq!(r.json["error"], "invalid_text");
+    }
+    let r = app
+        .post_anon(
+            "/api/v1/auth/login",
+            &json!({"username": "vakt\u{0}1", "password": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for (path, token) in [
+        ("/api/v1/audit?actor=a%00b", &auditor),
+        ("/api/v1/admin/users/a%00b", &admin),
+        ("/api/v1/observations?place=a%00", &police),
+    ] {
+        let r = app.get(path, token).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert_eq!(r.json["error"], "invalid_text");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    }
+    assert_eq!(
+        app.send(app.client.get(app.url("/readyz"))).await.status,
+        StatusCode::OK
+    );
+}
