@@ -13,6 +13,7 @@ use crate::auth::password::Hasher;
 use crate::auth::tokens::{generate_secret, TokenService};
 use crate::config::{parse_keys, Secret, Settings};
 use crate::policy::PolicyEngine;
+use crate::storage::cache::{self, Caches};
 use crate::storage::writer::Writer;
 use crate::storage::{self, DatabaseUrl, Db};
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub policy: Arc<PolicyEngine>,
     pub tokens: TokenService,
     pub hasher: Hasher,
+    /// Sessions and situation reports kept in memory, dropped on any change to them.
+    pub caches: Arc<Caches>,
 }
 
 /// Loads the policies named by the settings: an explicit folder, else `./policies`,
@@ -128,7 +131,14 @@ impl Application {
             let (url, size) = (url.clone(), settings.pool_size);
             tokio::task::spawn_blocking(move || Db::connect(&url, size)).await??
         };
-        let writer = Writer::start(&url)?;
+        let caches = Arc::new(Caches::new(settings.cache.entries));
+        // Started before anything is cached: see `storage::cache`.
+        cache::spawn_poller(
+            caches.clone(),
+            url.clone(),
+            std::time::Duration::from_millis(settings.cache.poll_ms),
+        )?;
+        let writer = Writer::start(&url, caches.clone())?;
         let hasher = {
             let n = settings.login.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n))
@@ -148,6 +158,7 @@ impl Application {
             policy,
             tokens,
             hasher,
+            caches,
         });
         crate::retention::spawn_job(
             state.writer.clone(),

@@ -156,7 +156,9 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
     tokio::task::spawn_blocking(move || storage::migrate(&url)).await??;
     let url = settings.database_url.clone();
     let db = tokio::task::spawn_blocking(move || Db::connect(&url, 2)).await??;
-    Ok((db, Writer::start(&settings.database_url)?))
+    // The CLI serves no reads from memory: its caches stay empty.
+    let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
+    Ok((db, Writer::start(&settings.database_url, caches)?))
 }
 
 fn cli_entry(action: &str, kind: &str, id: &str) -> AuditEntry {

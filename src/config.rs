@@ -105,6 +105,25 @@ pub struct Settings {
     /// Log as JSON lines (default) or human-readable text.
     pub json_logs: bool,
     pub retention: RetentionSettings,
+    pub cache: CacheSettings,
+}
+
+/// The in-memory caches of sessions and situation reports (see `storage::cache`).
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Entries per cache; 0 turns caching off.
+    pub entries: usize,
+    /// How soon a change made outside this process (CLI, another instance) is noticed.
+    pub poll_ms: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            entries: 10_000,
+            poll_ms: 250,
+        }
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -194,6 +213,11 @@ impl Settings {
                     "SAMVERKAN_RETENTION_INTERVAL_SECS",
                     RetentionSettings::DEFAULT_INTERVAL_SECS,
                 )?,
+            },
+            cache: CacheSettings {
+                entries: env_num("SAMVERKAN_CACHE_ENTRIES", CacheSettings::default().entries)?,
+                poll_ms: env_num("SAMVERKAN_CACHE_POLL_MS", CacheSettings::default().poll_ms)?
+                    .max(10),
             },
         })
     }

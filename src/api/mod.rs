@@ -359,10 +359,15 @@ where
     T: Send + 'static,
 {
     let policy = state.policy.clone();
+    let caches = state.caches.clone();
+    let cached = bearer.cached(&caches);
     state
         .db
         .run(move |c| {
-            let principal = bearer.resolve(c)?;
+            let principal = match cached {
+                Some(p) => p,
+                None => bearer.resolve(c, &caches)?,
+            };
             let d = Decider::new(policy, principal.attrs.clone());
             let out = f(c, &d)?;
             Ok((principal, out))
@@ -376,10 +381,6 @@ pub type ListFn<V> = fn(
     &Decider,
     &crate::records::ListFilter,
 ) -> Result<(Vec<Shown<V>>, Option<String>), AppError>;
-
-/// A record getter: the record as the caller may see it, or none.
-pub type GetFn<V> =
-    fn(&mut crate::storage::DbConnection, &Decider, &str) -> Result<Option<Shown<V>>, AppError>;
 
 /// `GET /…/{kind}`: one page of the records the caller may see, each read audited.
 pub async fn list_records<V: Send + 'static>(
@@ -400,13 +401,23 @@ pub async fn list_records<V: Send + 'static>(
 }
 
 /// `GET /…/{kind}/{id}`: the record as the caller may see it; nothing visible is a 404.
-pub async fn get_record<V: Send + 'static>(
+pub async fn get_record<V, F>(
     state: &crate::app::AppState,
     bearer: crate::auth::principal::Bearer,
     raw_id: &str,
     kind: &str,
-    get: GetFn<V>,
-) -> Result<actix_web::web::Json<V>, AppError> {
+    get: F,
+) -> Result<actix_web::web::Json<V>, AppError>
+where
+    V: Send + 'static,
+    F: FnOnce(
+            &mut crate::storage::DbConnection,
+            &Decider,
+            &str,
+        ) -> Result<Option<Shown<V>>, AppError>
+        + Send
+        + 'static,
+{
     // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
     let id = crate::records::record_id(raw_id).ok();
     let lookup = id.clone();
@@ -414,20 +425,24 @@ pub async fn get_record<V: Send + 'static>(
         get(c, d, &lookup.ok_or(AppError::NotFound)?)
     })
     .await?;
+    answer_read(state, &principal, kind, id.as_deref(), shown).await
+}
+
+/// The answer to a read of one record: audited with the parts disclosed, or a 404 (and
+/// its refusal on record) when nothing is visible.
+pub async fn answer_read<V>(
+    state: &crate::app::AppState,
+    principal: &Principal,
+    kind: &str,
+    id: Option<&str>,
+    shown: Option<Shown<V>>,
+) -> Result<actix_web::web::Json<V>, AppError> {
     match shown {
         Some(s) => {
-            audit_reads(state, &principal, "read", kind, std::slice::from_ref(&s)).await?;
+            audit_reads(state, principal, "read", kind, std::slice::from_ref(&s)).await?;
             Ok(actix_web::web::Json(s.view))
         }
-        None => Err(refuse(
-            state,
-            &principal,
-            "read",
-            kind,
-            id.as_deref(),
-            AppError::NotFound,
-        )
-        .await),
+        None => Err(refuse(state, principal, "read", kind, id, AppError::NotFound).await),
     }
 }
 

@@ -87,5 +87,23 @@ pub async fn get(
     bearer: Bearer,
     path: web::Path<String>,
 ) -> Result<web::Json<SituationReportView>, AppError> {
-    super::get_record(&state, bearer, &path, KIND, sr::get).await
+    // The hot path (guards re-reading the lägesbild): session and report from memory,
+    // parts decided by the policy and the read audited as always.
+    let caches = state.caches.clone();
+    let id = crate::records::record_id(&path).ok();
+    if let (Some(principal), Some(id)) = (bearer.cached(&caches), id.as_deref()) {
+        if let Some(stored) = caches.reports.get(id, caches.generation()) {
+            let shown = sr::show(&super::decider(&state, &principal), &stored);
+            return super::answer_read(&state, &principal, KIND, Some(id), shown).await;
+        }
+    }
+    super::get_record(&state, bearer, &path, KIND, move |c, d, id| {
+        let generation = caches.generation();
+        let stored = sr::load(c, id)?.map(std::sync::Arc::new);
+        if let Some(s) = &stored {
+            caches.reports.insert(id.to_owned(), s.clone(), generation);
+        }
+        Ok(stored.and_then(|s| sr::show(d, &s)))
+    })
+    .await
 }

@@ -118,8 +118,8 @@ pub fn append(
     append_all(conn, head, std::slice::from_ref(entry))
 }
 
-/// Appends `entries` in order, chaining each to the one before, with multi-row inserts
-/// (a list of 50 records is one statement, not 50 round trips). Moves `head` on only
+/// Appends `entries` in order, chaining each to the one before (on PostgreSQL with
+/// multi-row inserts: a list of 50 records is one round trip, not 50). Moves `head` on only
 /// when all rows are written.
 pub fn append_all(
     conn: &mut DbConnection,
@@ -154,15 +154,25 @@ pub fn append_all(
         prev = row.hash.clone();
         rows.push(row);
     }
-    // 16 columns a row: 50 rows stay well under SQLite's 32,766 bound parameters.
-    for chunk in rows.chunks(50) {
-        let insert = diesel::insert_into(audit_log::table).values(chunk);
-        // Dialect branch: the MultiConnection backend has no multi-row insert, but each
-        // backend has one; the statement is the same on both.
-        match conn {
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-            DbConnection::Pg(c) => insert.execute(c)?,
-        };
+    match conn {
+        // In-process SQLite: one prepared single-row statement, reused for every row, is
+        // cheaper than a multi-row statement that must be compiled for each size.
+        DbConnection::Sqlite(c) => {
+            for row in &rows {
+                diesel::insert_into(audit_log::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
+        // PostgreSQL: one round trip per 50 rows (16 columns a row stays well under the
+        // bound-parameter limit).
+        DbConnection::Pg(c) => {
+            for chunk in rows.chunks(50) {
+                diesel::insert_into(audit_log::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
     }
     head.seq = seq;
     head.hash = prev;

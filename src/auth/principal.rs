@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
@@ -13,6 +14,7 @@ use crate::app::AppState;
 use crate::audit::{Actor, RequestMeta};
 use crate::error::AppError;
 use crate::policy::PrincipalAttrs;
+use crate::storage::cache::Caches;
 use crate::storage::models::{Organization, Session, User};
 use crate::storage::schema::{organizations, sessions, user_places, users};
 use crate::storage::{now_micros, DbConnection};
@@ -114,35 +116,54 @@ pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> Pr
 /// inside their own database job (one hand-off instead of two).
 #[derive(Debug, Clone)]
 pub struct Bearer {
-    claims: Claims,
+    claims: Arc<Claims>,
     meta: RequestMeta,
 }
 
 impl Bearer {
+    /// Whether the session is live, the user enabled and the token of the current epoch.
+    fn admits(&self, (session, user, _, _): &SessionUser) -> bool {
+        session.revoked_at.is_none()
+            && session.expires_at > now_micros()
+            && session.user_id == self.claims.sub
+            && !user.disabled
+            && user.token_epoch == self.claims.epoch
+    }
+
+    fn into_principal(self, (session, user, organization, places): &SessionUser) -> Principal {
+        Principal {
+            attrs: principal_attrs(user, organization, places),
+            user: user.clone(),
+            organization: organization.clone(),
+            places: places.clone(),
+            session_id: session.id.clone(),
+            meta: self.meta,
+        }
+    }
+
+    /// The user from memory, when the session is cached for the current generation and
+    /// admits this token; `None` sends the caller to the database (which decides).
+    pub fn cached(&self, caches: &Caches) -> Option<Principal> {
+        let su = caches
+            .sessions
+            .get(self.claims.sid.as_str(), caches.generation())?;
+        self.admits(&su).then(|| self.clone().into_principal(&su))
+    }
+
     /// The user as stored now, if the session is live, the user enabled and the token of
-    /// the current epoch.
-    pub fn resolve(self, conn: &mut DbConnection) -> Result<Principal, AppError> {
+    /// the current epoch; what was read is cached for the next request.
+    pub fn resolve(self, conn: &mut DbConnection, caches: &Caches) -> Result<Principal, AppError> {
         let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
-        let (session, user, organization, places) =
-            load_session_user(conn, &self.claims.sid)?.ok_or_else(invalid)?;
-        let now = now_micros();
-        if session.revoked_at.is_some()
-            || session.expires_at <= now
-            || session.user_id != self.claims.sub
-            || user.disabled
-            || user.token_epoch != self.claims.epoch
-        {
+        let generation = caches.generation();
+        let su = load_session_user(conn, &self.claims.sid)?.ok_or_else(invalid)?;
+        let su = Arc::new(su);
+        caches
+            .sessions
+            .insert(self.claims.sid.clone(), su.clone(), generation);
+        if !self.admits(&su) {
             return Err(invalid());
         }
-        let attrs = principal_attrs(&user, &organization, &places);
-        Ok(Principal {
-            user,
-            organization,
-            places,
-            session_id: session.id,
-            meta: self.meta,
-            attrs,
-        })
+        Ok(self.into_principal(&su))
     }
 }
 
@@ -190,7 +211,11 @@ impl FromRequest for Principal {
         let checked = bearer(req);
         Box::pin(async move {
             let (state, bearer) = checked?;
-            state.db.run(move |c| bearer.resolve(c)).await
+            if let Some(p) = bearer.cached(&state.caches) {
+                return Ok(p);
+            }
+            let caches = state.caches.clone();
+            state.db.run(move |c| bearer.resolve(c, &caches)).await
         })
     }
 }

@@ -2,6 +2,7 @@
 //! required, no leeway) and opaque refresh tokens (stored only as SHA-256 hashes).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -40,7 +41,15 @@ pub struct TokenService {
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
     cursor_seal: CursorSeal,
+    /// Tokens whose signature and claims were verified, by their exact text: a guard
+    /// re-reading the lägesbild presents the same token for its whole lifetime. The
+    /// time checks (exp, nbf) still run on every use; the keys never change while the
+    /// process runs.
+    verified: Arc<RwLock<HashMap<String, Arc<Claims>>>>,
 }
+
+/// Verified tokens kept; when full the set starts over (misses only cost a verification).
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl TokenService {
     pub fn new(settings: &TokenSettings, keys: &[(String, Secret)]) -> Result<Self, String> {
@@ -69,6 +78,7 @@ impl TokenService {
             access_ttl_secs: settings.access_ttl_secs,
             refresh_ttl_secs: settings.refresh_ttl_secs,
             cursor_seal: CursorSeal::new(secret.expose().as_bytes()),
+            verified: Arc::default(),
         })
     }
 
@@ -101,23 +111,46 @@ impl TokenService {
     }
 
     /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf.
-    pub fn verify_access(&self, token: &str) -> Result<Claims, AppError> {
+    pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, AppError> {
         let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
         if token.len() > 4096 {
             return Err(invalid());
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let cached = self
+            .verified
+            .read()
+            .ok()
+            .and_then(|m| m.get(token).cloned());
+        if let Some(claims) = cached {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            // As jsonwebtoken checks them, with no leeway.
+            return if claims.exp >= now && claims.nbf <= now {
+                Ok(claims)
+            } else {
+                Err(invalid())
+            };
+        }
+        let claims = Arc::new(self.verify_uncached(token).ok_or_else(invalid)?);
+        if let Ok(mut m) = self.verified.write() {
+            if m.len() >= VERIFIED_TOKENS {
+                m.clear();
+            }
+            m.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::HS256 {
-            return Err(invalid());
+            return None;
         }
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
-            .ok_or_else(invalid)?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| invalid())?;
-        Ok(data.claims)
+            .and_then(|kid| self.decoding.get(kid))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok()?;
+        Some(data.claims)
     }
 }
 

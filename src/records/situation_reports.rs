@@ -190,6 +190,13 @@ pub fn insert(
     Ok(report.id)
 }
 
+/// A report as stored, with all its sections in order: what the read cache keeps.
+#[derive(Debug, Clone)]
+pub struct StoredReport {
+    pub report: SituationReport,
+    pub sections: Vec<ReportSection>,
+}
+
 fn views(
     conn: &mut DbConnection,
     d: &Decider,
@@ -206,80 +213,108 @@ fn views(
     let ids: Vec<&str> = decided.iter().map(|(r, _)| r.id.as_str()).collect();
     let mut sections: HashMap<String, Vec<ReportSection>> = HashMap::new();
     if !ids.is_empty() {
-        // Only the audiences some report here may show are fetched at all.
-        let q = report_sections::table
-            .order((report_sections::report_id, report_sections::position))
-            .select(ReportSection::as_select());
-        // A single report (the hot path) uses a fixed query the connection keeps prepared.
-        let rows = match ids.as_slice() {
-            [one] => q
-                .filter(report_sections::report_id.eq(*one))
-                .load::<ReportSection>(conn)?,
-            _ => q
-                .filter(report_sections::report_id.eq_any(&ids))
-                .load::<ReportSection>(conn)?,
-        };
-        for s in rows {
+        for s in load_sections(conn, &ids)? {
             sections.entry(s.report_id.clone()).or_default().push(s);
         }
     }
     Ok(decided
         .into_iter()
-        .map(|(r, audiences)| {
-            let shown_sections: Vec<SectionView> = sections
-                .get(&r.id)
-                .map(|v| v.as_slice())
-                .unwrap_or(&[])
-                .iter()
-                .filter(|s| audiences.contains(&s.audience.as_str()))
-                .map(|s| SectionView {
-                    audience: s.audience.clone(),
-                    body: s.body.clone(),
-                })
-                .collect();
-            // Audit names the parts actually disclosed, not merely allowed.
-            let mut parts: Vec<&'static str> = Vec::new();
-            if audiences.contains(&"general") {
-                parts.push("general");
-            }
-            for a in &audiences {
-                if *a != "general" && shown_sections.iter().any(|s| s.audience == *a) {
-                    parts.push(a);
-                }
-            }
-            let view = SituationReportView {
-                id: r.id.clone(),
-                place: r.place_id.clone(),
-                created_at: format_time(r.created_at),
-                valid_from: format_time(r.valid_from),
-                valid_until: r.valid_until.map(format_time),
-                title: audiences.contains(&"general").then(|| r.title.clone()),
-                sections: shown_sections,
-            };
-            Shown {
-                view,
-                id: r.id,
-                parts,
-            }
+        .filter_map(|(r, audiences)| {
+            let s = sections.remove(&r.id).unwrap_or_default();
+            view_of(&r, &s, &audiences)
         })
-        .filter(|s| !s.parts.is_empty())
         .collect())
 }
 
+/// The sections of these reports, in order.
+fn load_sections(conn: &mut DbConnection, ids: &[&str]) -> Result<Vec<ReportSection>, AppError> {
+    let q = report_sections::table
+        .order((report_sections::report_id, report_sections::position))
+        .select(ReportSection::as_select());
+    // A single report (the hot path) uses a fixed query the connection keeps prepared.
+    Ok(match ids {
+        [one] => q
+            .filter(report_sections::report_id.eq(*one))
+            .load::<ReportSection>(conn)?,
+        _ => q
+            .filter(report_sections::report_id.eq_any(ids))
+            .load::<ReportSection>(conn)?,
+    })
+}
+
+/// The report as shown with these audiences allowed; `None` when nothing is disclosed.
+fn view_of(
+    r: &SituationReport,
+    sections: &[ReportSection],
+    audiences: &[&'static str],
+) -> Option<Shown<SituationReportView>> {
+    let shown_sections: Vec<SectionView> = sections
+        .iter()
+        .filter(|s| audiences.contains(&s.audience.as_str()))
+        .map(|s| SectionView {
+            audience: s.audience.clone(),
+            body: s.body.clone(),
+        })
+        .collect();
+    // Audit names the parts actually disclosed, not merely allowed.
+    let mut parts: Vec<&'static str> = Vec::new();
+    if audiences.contains(&"general") {
+        parts.push("general");
+    }
+    for a in audiences {
+        if *a != "general" && shown_sections.iter().any(|s| s.audience == *a) {
+            parts.push(a);
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let view = SituationReportView {
+        id: r.id.clone(),
+        place: r.place_id.clone(),
+        created_at: format_time(r.created_at),
+        valid_from: format_time(r.valid_from),
+        valid_until: r.valid_until.map(format_time),
+        title: audiences.contains(&"general").then(|| r.title.clone()),
+        sections: shown_sections,
+    };
+    Some(Shown {
+        view,
+        id: r.id.clone(),
+        parts,
+    })
+}
+
+/// The report as this principal may see it, decided on a stored (possibly cached) copy.
+pub fn show(d: &Decider, stored: &StoredReport) -> Option<Shown<SituationReportView>> {
+    let audiences = allowed_audiences(d, &stored.report);
+    if audiences.is_empty() {
+        return None;
+    }
+    view_of(&stored.report, &stored.sections, &audiences)
+}
+
+/// Reads one report with all its sections (for the cache: decided per request).
+pub fn load(conn: &mut DbConnection, id: &str) -> Result<Option<StoredReport>, AppError> {
+    let Some(report) = situation_reports::table
+        .filter(situation_reports::id.eq(id))
+        .select(SituationReport::as_select())
+        .first::<SituationReport>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let sections = load_sections(conn, &[id])?;
+    Ok(Some(StoredReport { report, sections }))
+}
+
+/// One report as this principal may see it.
 pub fn get(
     conn: &mut DbConnection,
     d: &Decider,
     id: &str,
 ) -> Result<Option<Shown<SituationReportView>>, AppError> {
-    let row = situation_reports::table
-        .filter(situation_reports::id.eq(id))
-        .select(SituationReport::as_select())
-        .first::<SituationReport>(conn)
-        .optional()?;
-    Ok(match row {
-        Some(r) => views(conn, d, vec![r])?.pop(),
-        None => None,
-    })
+    Ok(load(conn, id)?.and_then(|s| show(d, &s)))
 }
 
 /// Newest first by time posted.

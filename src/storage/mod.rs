@@ -2,6 +2,7 @@
 //! queries per record kind. Blocking diesel work runs on the blocking pool, never on the
 //! async executor threads.
 
+pub mod cache;
 pub mod models;
 pub mod schema;
 pub mod writer;

@@ -48,6 +48,8 @@ pub struct UserPlace {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -58,6 +60,8 @@ pub struct Session {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct RefreshToken {
     pub token_hash: String,
     pub session_id: String,
@@ -76,6 +80,8 @@ pub struct LoginFailure {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = observations)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct Observation {
     pub id: String,
     pub place_id: String,
@@ -90,6 +96,8 @@ pub struct Observation {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = observation_persons)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct ObservationPerson {
     pub id: String,
     pub observation_id: String,
@@ -101,6 +109,8 @@ pub struct ObservationPerson {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = situation_reports)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct SituationReport {
     pub id: String,
     pub place_id: String,
@@ -125,6 +135,8 @@ pub struct ReportSection {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = referrals)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct Referral {
     pub id: String,
     pub receiving_org_id: String,
@@ -146,6 +158,8 @@ pub struct Referral {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = referral_feedback)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct ReferralFeedback {
     pub id: String,
     pub referral_id: String,
@@ -157,6 +171,8 @@ pub struct ReferralFeedback {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = referral_consents)]
+// None is NULL, never "the column default": one fixed statement, prepared once.
+#[diesel(treat_none_as_default_value = false)]
 pub struct ReferralConsent {
     pub id: String,
     pub referral_id: String,

@@ -187,6 +187,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    cache_generation (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_head (id) {
         id -> Integer,
         seq -> BigInt,

@@ -12,7 +12,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use samverkan::app::Application;
-use samverkan::config::{LoginSettings, RetentionSettings, Secret, Settings, TokenSettings};
+use samverkan::config::{
+    CacheSettings, LoginSettings, RetentionSettings, Secret, Settings, TokenSettings,
+};
 use samverkan::storage::{self, DatabaseUrl, Db};
 
 pub const PASSWORD: &str = "demo-password-for-tests";
@@ -61,7 +63,8 @@ fn seed(url: DatabaseUrl) {
         rt.block_on(async move {
             storage::migrate(&url).expect("migrate template");
             let db = Db::connect(&url, 1).expect("pool");
-            let writer = storage::writer::Writer::start(&url).expect("writer");
+            let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
+            let writer = storage::writer::Writer::start(&url, caches).expect("writer");
             samverkan::demo::seed(&db, &writer, Some(Secret::new(PASSWORD)))
                 .await
                 .expect("seed template");
@@ -188,6 +191,8 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
             interval_secs: 0,
             ..RetentionSettings::default()
         },
+        // The shipped defaults: the suite runs with the caches on.
+        cache: CacheSettings::default(),
     }
 }
 

@@ -361,3 +361,19 @@ async fn a_short_lived_token_expires_without_leeway() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(me(&app, &token).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_token_verified_once_still_expires_on_the_second() {
+    let app = spawn_app().await;
+    let mut claims = live_claims(&app, "vakt1").await;
+    let exp = now() + 2;
+    claims["exp"] = json!(exp);
+    let token = good(&claims);
+    // Accepted twice: the second time from the verified-token cache.
+    assert_eq!(me(&app, &token).await, StatusCode::OK);
+    assert_eq!(me(&app, &token).await, StatusCode::OK);
+    while now() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(me(&app, &token).await, StatusCode::UNAUTHORIZED);
+}

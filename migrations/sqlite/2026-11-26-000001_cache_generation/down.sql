@@ -1,0 +1,15 @@
+DROP TRIGGER users_changed;
+DROP TRIGGER users_deleted;
+DROP TRIGGER user_places_added;
+DROP TRIGGER user_places_changed;
+DROP TRIGGER user_places_deleted;
+DROP TRIGGER organizations_changed;
+DROP TRIGGER organizations_deleted;
+DROP TRIGGER sessions_revoked;
+DROP TRIGGER sessions_deleted;
+DROP TRIGGER situation_reports_changed;
+DROP TRIGGER situation_reports_deleted;
+DROP TRIGGER report_sections_added;
+DROP TRIGGER report_sections_changed;
+DROP TRIGGER report_sections_deleted;
+DROP TABLE cache_generation;

@@ -1,0 +1,161 @@
+//! The read caches (sessions, verified tokens, situation reports) never outlive what
+//! they hold: a change through the API shows on the very next request, a change made
+//! outside the server (the CLI, an operator's SQL, another instance) within the poll
+//! interval, and a cached token still expires on the second.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use samverkan::config::CacheSettings;
+use samverkan::storage::DatabaseUrl;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Longer than the shipped poll interval, with room for a loaded CI machine.
+fn outside_change_window() -> Duration {
+    Duration::from_millis(CacheSettings::default().poll_ms * 8)
+}
+
+async fn lagesbild(app: &TestApp) -> String {
+    let polis = app.token("polis1").await;
+    let r = app
+        .post(
+            "/api/v1/situation-reports",
+            &polis,
+            &json!({"place": "sergels-torg", "title": "CACHE-TITLE", "sections": [
+                {"audience": "general", "body": "CACHE-GENERAL"},
+                {"audience": "on_site", "body": "CACHE-ON-SITE"},
+                {"audience": "police_only", "body": "CACHE-POLICE-ONLY"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.json["id"].as_str().expect("id").to_owned()
+}
+
+/// Reads until `done` holds for the answer, or the window passes; the last answer.
+async fn read_until(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    done: impl Fn(StatusCode, &Value) -> bool,
+) -> (StatusCode, Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let r = app.get(path, token).await;
+        if done(r.status, &r.json) || start.elapsed() > outside_change_window() {
+            return (r.status, r.json, start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> String {
+    let url = match &app.db_url {
+        DatabaseUrl::Sqlite(p) => p.display().to_string(),
+        DatabaseUrl::Postgres(u) => u.clone(),
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run samverkan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_guard_taken_off_a_place_loses_its_on_site_section_on_the_next_read() {
+    let app = spawn_app().await;
+    let id = lagesbild(&app).await;
+    let path = format!("/api/v1/situation-reports/{id}");
+    let vakt = app.token("vakt1").await;
+    // Read twice: the second answer comes from the caches.
+    for _ in 0..2 {
+        let r = app.get(&path, &vakt).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.text.contains("CACHE-ON-SITE"), "{}", r.text);
+    }
+    let admin = app.token("admin1").await;
+    let r = app
+        .patch(
+            "/api/v1/admin/users/vakt1",
+            &admin,
+            &json!({"places": ["hasselby-torg"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // No waiting: the change went through this server's writer.
+    let r = app.get(&path, &vakt).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("CACHE-GENERAL"), "{}", r.text);
+    assert!(!r.text.contains("CACHE-ON-SITE"), "{}", r.text);
+    assert!(!r.text.contains("CACHE-POLICE-ONLY"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn logging_out_ends_a_cached_session_on_the_next_request() {
+    let app = spawn_app().await;
+    let id = lagesbild(&app).await;
+    let path = format!("/api/v1/situation-reports/{id}");
+    let vakt = app.token("vakt1").await;
+    for _ in 0..2 {
+        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
+    }
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/auth/logout"))
+                .bearer_auth(&vakt),
+        )
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.text);
+    let r = app.get(&path, &vakt).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(!r.text.contains("CACHE-"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_user_disabled_from_the_command_line_is_refused_within_the_poll_interval() {
+    let app = spawn_app().await;
+    let id = lagesbild(&app).await;
+    let path = format!("/api/v1/situation-reports/{id}");
+    let vakt = app.token("vakt1").await;
+    for _ in 0..2 {
+        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
+    }
+    cli(&app, &["admin", "disable-user", "vakt1"]);
+    let (status, body, took) =
+        read_until(&app, &path, &vakt, |s, _| s == StatusCode::UNAUTHORIZED).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "after {took:?}: {body}");
+}
+
+#[tokio::test]
+async fn a_report_erased_outside_the_server_stops_being_served_within_the_poll_interval() {
+    let app = spawn_app().await;
+    let id = lagesbild(&app).await;
+    let path = format!("/api/v1/situation-reports/{id}");
+    let vakt = app.token("vakt1").await;
+    for _ in 0..2 {
+        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
+    }
+    // An operator's SQL (or another instance): the server hears of it only through the
+    // database's change counter.
+    let mut conn = app.connect();
+    conn.batch_execute(&format!(
+        "DELETE FROM report_sections WHERE report_id = '{id}'; \
+         DELETE FROM situation_reports WHERE id = '{id}';"
+    ))
+    .expect("erase");
+    let (status, body, took) =
+        read_until(&app, &path, &vakt, |s, _| s == StatusCode::NOT_FOUND).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "after {took:?}: {body}");
+    assert!(!body.to_string().contains("CACHE-"), "{body}");
+}
