@@ -176,6 +176,30 @@ fn allowed_parts(d: &Decider, o: &Observation) -> Vec<&'static str> {
         .collect()
 }
 
+/// The parts decided once per distinct (place, reporter, reporter's organisation) in a
+/// page: those are all a part's decision depends on, and a page has few of them.
+#[derive(Default)]
+struct PartsMemo(Vec<(String, String, String, Vec<&'static str>)>);
+
+impl PartsMemo {
+    fn allowed(&mut self, d: &Decider, o: &Observation) -> Vec<&'static str> {
+        let hit = self.0.iter().find(|(place, reporter, org, _)| {
+            *place == o.place_id && *reporter == o.reporter_id && *org == o.reporter_org_id
+        });
+        if let Some((_, _, _, parts)) = hit {
+            return parts.clone();
+        }
+        let parts = allowed_parts(d, o);
+        self.0.push((
+            o.place_id.clone(),
+            o.reporter_id.clone(),
+            o.reporter_org_id.clone(),
+            parts.clone(),
+        ));
+        parts
+    }
+}
+
 /// The resource a create is decided on: the core part as it would be stored.
 pub fn create_resource(v: &ValidObservation, d: &Decider) -> Resource {
     let p = d.principal();
@@ -323,18 +347,13 @@ fn persons_of(
     Ok(map)
 }
 
-/// Views for the given rows, leaving out those with no visible part.
+/// Views for the given rows with their decided parts, leaving out those with none.
 fn views(
     conn: &mut DbConnection,
-    d: &Decider,
-    rows: Vec<Observation>,
+    decided: Vec<(Observation, Vec<&'static str>)>,
 ) -> Result<Vec<Shown<ObservationView>>, AppError> {
-    let decided: Vec<(Observation, Vec<&'static str>)> = rows
+    let decided: Vec<(Observation, Vec<&'static str>)> = decided
         .into_iter()
-        .map(|o| {
-            let parts = allowed_parts(d, &o);
-            (o, parts)
-        })
         .filter(|(_, parts)| !parts.is_empty())
         .collect();
     let need_persons: Vec<&str> = decided
@@ -369,7 +388,10 @@ pub fn get(
         .first::<Observation>(conn)
         .optional()?;
     Ok(match row {
-        Some(o) => views(conn, d, vec![o])?.pop(),
+        Some(o) => {
+            let parts = allowed_parts(d, &o);
+            views(conn, vec![(o, parts)])?.pop()
+        }
         None => None,
     })
 }
@@ -384,6 +406,7 @@ pub fn list(
     let mut cursor = f.cursor.clone();
     let mut scanned = 0usize;
     let batch = (f.limit * 2).max(50);
+    let mut memo = PartsMemo::default();
     loop {
         let mut q = observations::table
             .select(Observation::as_select())
@@ -420,15 +443,16 @@ pub fn list(
                 time: o.observed_at,
                 id: o.id.clone(),
             });
-            if !allowed_parts(d, &o).is_empty() {
-                picked.push(o);
+            let parts = memo.allowed(d, &o);
+            if !parts.is_empty() {
+                picked.push((o, parts));
                 if (out.len() + picked.len()) as i64 == f.limit {
                     page_full = true;
                     break;
                 }
             }
         }
-        out.extend(views(conn, d, picked)?);
+        out.extend(views(conn, picked)?);
         if page_full {
             return Ok((out, last_key.map(|c| f.seal.seal(&c))));
         }
