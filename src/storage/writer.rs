@@ -4,6 +4,7 @@
 //! after the commit that holds its audit entry.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -161,8 +162,24 @@ enum Durability {
     /// SQLite in WAL mode: the commit only writes the log (`synchronous = NORMAL`) and a
     /// second thread flushes it to disk, then answers. The writer builds the next group
     /// while the disk flushes the last one; one flush covers every commit before it.
-    Flusher(std_mpsc::Sender<(Vec<Completion>, bool)>),
+    Flusher {
+        tx: std_mpsc::Sender<(Vec<Completion>, bool)>,
+        /// Set while the flusher waits for the disk.
+        busy: Arc<AtomicBool>,
+    },
 }
+
+impl Durability {
+    fn flusher_busy(&self) -> bool {
+        match self {
+            Durability::Flusher { busy, .. } => busy.load(Ordering::Acquire),
+            Durability::Commit => false,
+        }
+    }
+}
+
+/// How long the writer waits for another job to join a commit while the flusher is busy.
+const JOIN_WAIT: Duration = Duration::from_micros(50);
 
 /// Opens the writer's connection; on SQLite in WAL mode, also the log file's path.
 fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), super::StorageError> {
@@ -191,9 +208,14 @@ fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), sup
 
 /// The flusher: fdatasync of the log file (any descriptor of the file will do: the
 /// flush is per file), then the answers of every group committed before it.
-fn flush_loop(wal: PathBuf, rx: std_mpsc::Receiver<(Vec<Completion>, bool)>) {
+fn flush_loop(
+    wal: PathBuf,
+    rx: std_mpsc::Receiver<(Vec<Completion>, bool)>,
+    busy: Arc<AtomicBool>,
+) {
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Ok(first) = rx.recv() {
+        busy.store(true, Ordering::Release);
         let mut groups = vec![first];
         while let Ok(g) = rx.try_recv() {
             groups.push(g);
@@ -211,6 +233,7 @@ fn flush_loop(wal: PathBuf, rx: std_mpsc::Receiver<(Vec<Completion>, bool)>) {
                 done(committed && flushed.is_ok());
             }
         }
+        busy.store(false, Ordering::Release);
         if flushed.is_err() {
             // After a failed flush the kernel may have dropped the pages: nothing written
             // since can be trusted to be on disk. Stop, as PostgreSQL does, rather than
@@ -246,11 +269,13 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
     let durability = match wal {
         Some(wal) => {
             let (tx, frx) = std_mpsc::channel();
+            let busy = Arc::new(AtomicBool::new(false));
+            let flag = busy.clone();
             match thread::Builder::new()
                 .name("samverkan-flush".into())
-                .spawn(move || flush_loop(wal, frx))
+                .spawn(move || flush_loop(wal, frx, flag))
             {
-                Ok(_) => Durability::Flusher(tx),
+                Ok(_) => Durability::Flusher { tx, busy },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the flusher; committing with FULL sync");
                     let _ = diesel::connection::SimpleConnection::batch_execute(
@@ -281,10 +306,32 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
                 .first::<(i64, String)>(c)?;
             let mut head = ChainHead { seq, hash };
             let mut poisoned = false;
-            for job in batch {
-                let (done, failed) = job(c, &mut head);
-                completions.push(done);
-                poisoned |= failed;
+            let mut pending = batch;
+            loop {
+                for job in pending.drain(..) {
+                    let (done, failed) = job(c, &mut head);
+                    completions.push(done);
+                    poisoned |= failed;
+                }
+                // While the flusher is still writing the last commit to disk, a job that
+                // arrives would wait for the next flush anyway: it joins this commit, so
+                // fewer, larger commits write fewer log pages for the same work.
+                if completions.len() >= MAX_BATCH || !durability.flusher_busy() {
+                    break;
+                }
+                match rx.recv_timeout(JOIN_WAIT) {
+                    Ok(job) => {
+                        pending.push(job);
+                        while completions.len() + pending.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(job) => pending.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                }
             }
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
@@ -312,7 +359,7 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             seen_generation = generation;
         }
         match &durability {
-            Durability::Flusher(flusher) => {
+            Durability::Flusher { tx: flusher, .. } => {
                 if let Err(std_mpsc::SendError((completions, _))) =
                     flusher.send((completions, committed))
                 {
