@@ -10,7 +10,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use samverkan::config::CacheSettings;
-use samverkan::storage::DatabaseUrl;
 
 use crate::helpers::{spawn_app, TestApp};
 
@@ -52,37 +51,24 @@ async fn read_until(
     }
 }
 
-fn cli(app: &TestApp, args: &[&str]) -> String {
-    let url = match &app.db_url {
-        DatabaseUrl::Sqlite(p) => p.display().to_string(),
-        DatabaseUrl::Postgres(u) => u.clone(),
-    };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run samverkan");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[tokio::test]
-async fn a_guard_taken_off_a_place_loses_its_on_site_section_on_the_next_read() {
-    let app = spawn_app().await;
-    let id = lagesbild(&app).await;
+/// A lägesbild read twice by vakt1 (so the second answer came from the caches): its
+/// path and vakt1's token.
+async fn read_from_cache(app: &TestApp) -> (String, String) {
+    let id = lagesbild(app).await;
     let path = format!("/api/v1/situation-reports/{id}");
     let vakt = app.token("vakt1").await;
-    // Read twice: the second answer comes from the caches.
     for _ in 0..2 {
         let r = app.get(&path, &vakt).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(r.text.contains("CACHE-ON-SITE"), "{}", r.text);
     }
+    (path, vakt)
+}
+
+#[tokio::test]
+async fn a_guard_taken_off_a_place_loses_its_on_site_section_on_the_next_read() {
+    let app = spawn_app().await;
+    let (path, vakt) = read_from_cache(&app).await;
     let admin = app.token("admin1").await;
     let r = app
         .patch(
@@ -103,12 +89,7 @@ async fn a_guard_taken_off_a_place_loses_its_on_site_section_on_the_next_read() 
 #[tokio::test]
 async fn logging_out_ends_a_cached_session_on_the_next_request() {
     let app = spawn_app().await;
-    let id = lagesbild(&app).await;
-    let path = format!("/api/v1/situation-reports/{id}");
-    let vakt = app.token("vakt1").await;
-    for _ in 0..2 {
-        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
-    }
+    let (path, vakt) = read_from_cache(&app).await;
     let r = app
         .send(
             app.client
@@ -125,13 +106,9 @@ async fn logging_out_ends_a_cached_session_on_the_next_request() {
 #[tokio::test]
 async fn a_user_disabled_from_the_command_line_is_refused_within_the_poll_interval() {
     let app = spawn_app().await;
-    let id = lagesbild(&app).await;
-    let path = format!("/api/v1/situation-reports/{id}");
-    let vakt = app.token("vakt1").await;
-    for _ in 0..2 {
-        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
-    }
-    cli(&app, &["admin", "disable-user", "vakt1"]);
+    let (path, vakt) = read_from_cache(&app).await;
+    let (ok, out) = app.cli(&["admin", "disable-user", "vakt1"]);
+    assert!(ok, "{out}");
     let (status, body, took) =
         read_until(&app, &path, &vakt, |s, _| s == StatusCode::UNAUTHORIZED).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "after {took:?}: {body}");
@@ -140,12 +117,8 @@ async fn a_user_disabled_from_the_command_line_is_refused_within_the_poll_interv
 #[tokio::test]
 async fn a_report_erased_outside_the_server_stops_being_served_within_the_poll_interval() {
     let app = spawn_app().await;
-    let id = lagesbild(&app).await;
-    let path = format!("/api/v1/situation-reports/{id}");
-    let vakt = app.token("vakt1").await;
-    for _ in 0..2 {
-        assert_eq!(app.get(&path, &vakt).await.status, StatusCode::OK);
-    }
+    let (path, vakt) = read_from_cache(&app).await;
+    let id = path.rsplit('/').next().expect("id");
     // An operator's SQL (or another instance): the server hears of it only through the
     // database's change counter.
     let mut conn = app.connect();

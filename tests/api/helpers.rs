@@ -302,6 +302,33 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Runs the real binary on this test's database, with the documented retention
+    /// defaults; (success, stdout + stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let url = match &self.db_url {
+            DatabaseUrl::Sqlite(p) => p.display().to_string(),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        };
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env("SAMVERKAN_LOG_FORMAT", "text")
+            .env("RUST_LOG", "warn")
+            .env_remove("SAMVERKAN_RETENTION_OBSERVATION_DAYS")
+            .env_remove("SAMVERKAN_RETENTION_SITUATION_REPORT_DAYS")
+            .env_remove("SAMVERKAN_RETENTION_REFERRAL_DAYS")
+            .output()
+            .expect("run samverkan");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// A direct connection to this test's database (for tampering and checking storage).
     pub fn connect(&self) -> storage::DbConnection {
         storage::establish(&self.db_url).expect("connect")

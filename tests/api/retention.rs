@@ -11,38 +11,10 @@ use samverkan::storage::schema::{
     audit_log, observation_persons, observations, referral_consents, referral_feedback, referrals,
     report_sections, situation_reports,
 };
-use samverkan::storage::DatabaseUrl;
 
 use crate::helpers::{spawn_app, spawn_with, TestApp, DEMO_USERS};
 
 const DAY: i64 = 86_400 * 1_000_000;
-
-/// Runs the real binary on this test's database; (success, stdout + stderr).
-fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
-    let url = match &app.db_url {
-        DatabaseUrl::Sqlite(p) => p.display().to_string(),
-        DatabaseUrl::Postgres(u) => u.clone(),
-    };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("SAMVERKAN_LOG_FORMAT", "text")
-        .env("RUST_LOG", "warn")
-        // The documented defaults: observations and reports 365 days, referrals 1826.
-        .env_remove("SAMVERKAN_RETENTION_OBSERVATION_DAYS")
-        .env_remove("SAMVERKAN_RETENTION_SITUATION_REPORT_DAYS")
-        .env_remove("SAMVERKAN_RETENTION_REFERRAL_DAYS")
-        .output()
-        .expect("run samverkan");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 async fn created(app: &TestApp, path: &str, token: &str, body: Value) -> String {
     let r = app.post(path, token, &body).await;
@@ -271,7 +243,7 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
     assert_eq!(before, [1, 2, 1, 2, 1, 1, 1]);
 
     // A dry run counts and changes nothing.
-    let (ok, out) = cli(&app, &["retention", "run", "--dry-run"]);
+    let (ok, out) = app.cli(&["retention", "run", "--dry-run"]);
     assert!(ok, "{out}");
     assert!(out.contains("observation: would erase 1, held 1"), "{out}");
     assert!(
@@ -283,7 +255,7 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
     assert!(audit_of(&app, &auditor, &old_obs).await.is_empty());
     assert!(audit_of(&app, &auditor, &held_obs).await.is_empty());
 
-    let (ok, out) = cli(&app, &["retention", "run"]);
+    let (ok, out) = app.cli(&["retention", "run"]);
     assert!(ok, "{out}");
     assert!(out.contains("observation: erased 1, held 1"), "{out}");
     assert!(out.contains("situation_report: erased 1, held 0"), "{out}");
@@ -356,7 +328,7 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
     assert_eq!(set[0]["purpose"], "JO inquiry 2026-42");
 
     // The chain still verifies after the erasure.
-    let (ok, out) = cli(&app, &["audit", "verify"]);
+    let (ok, out) = app.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
 
     // Lifting the hold lets the next run erase the record.
@@ -369,7 +341,7 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["legal_hold"], false);
-    let (ok, out) = cli(&app, &["retention", "run"]);
+    let (ok, out) = app.cli(&["retention", "run"]);
     assert!(ok, "{out}");
     assert!(out.contains("observation: erased 1, held 0"), "{out}");
     assert!(out.contains("referral: erased 0, held 1"), "{out}");
@@ -385,7 +357,7 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
         .map(|e| e["outcome"].clone())
         .collect();
     assert_eq!(outcomes, vec![json!("success"), json!("held")]);
-    let (ok, out) = cli(&app, &["audit", "verify"]);
+    let (ok, out) = app.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
 }
 
@@ -507,7 +479,7 @@ async fn an_anchor_shows_a_truncated_tail_that_the_chain_alone_does_not() {
     let app = spawn_app().await;
     let guard = app.token("vakt1").await;
     observation(&app, &guard).await;
-    let (ok, head) = cli(&app, &["audit", "head"]);
+    let (ok, head) = app.cli(&["audit", "head"]);
     assert!(ok, "{head}");
     let mut parts = head.split_whitespace();
     let (seq, hash) = (
@@ -520,7 +492,7 @@ async fn an_anchor_shows_a_truncated_tail_that_the_chain_alone_does_not() {
     for _ in 0..2 {
         observation(&app, &guard).await;
     }
-    let (ok, out) = cli(&app, &["audit", "verify", "--anchor", &anchor]);
+    let (ok, out) = app.cli(&["audit", "verify", "--anchor", &anchor]);
     assert!(ok, "{out}");
 
     // Someone cuts the tail off below the anchor and moves the recorded head back, so
@@ -534,10 +506,10 @@ async fn an_anchor_shows_a_truncated_tail_that_the_chain_alone_does_not() {
             seq - 1
         ))
         .expect("truncate");
-    let (ok, out) = cli(&app, &["audit", "verify"]);
+    let (ok, out) = app.cli(&["audit", "verify"]);
     assert!(ok, "{out}");
     // ...but not against the anchor kept elsewhere.
-    let (ok, out) = cli(&app, &["audit", "verify", "--anchor", &anchor]);
+    let (ok, out) = app.cli(&["audit", "verify", "--anchor", &anchor]);
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!("entry {seq} is missing")) && out.contains("truncated"),
@@ -546,13 +518,13 @@ async fn an_anchor_shows_a_truncated_tail_that_the_chain_alone_does_not() {
 
     // An entry with another hash than the anchored one (the chain was rebuilt).
     let other = format!("{}:{}", seq - 2, "f".repeat(64));
-    let (ok, out) = cli(&app, &["audit", "verify", "--anchor", &other]);
+    let (ok, out) = app.cli(&["audit", "verify", "--anchor", &other]);
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!("entry {}", seq - 2)) && out.contains("rewritten"),
         "{out}"
     );
     // A malformed anchor is a usage error, not a pass.
-    let (ok, out) = cli(&app, &["audit", "verify", "--anchor", "12"]);
+    let (ok, out) = app.cli(&["audit", "verify", "--anchor", "12"]);
     assert!(!ok, "{out}");
 }
