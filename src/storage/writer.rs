@@ -185,9 +185,9 @@ const JOIN_WAIT: Duration = Duration::from_micros(50);
 fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), super::StorageError> {
     use diesel::connection::SimpleConnection;
     let mut conn = establish(url)?;
-    let DatabaseUrl::Sqlite(path) = url else {
+    if !url.is_sqlite() {
         return Ok((conn, None));
-    };
+    }
     #[derive(QueryableByName)]
     struct Mode {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -196,14 +196,27 @@ fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), sup
     let mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<Mode>(&mut conn)?
         .journal_mode;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Ok((conn, None));
+    // The file SQLite really opened (a URL may be relative or a `file:` URI): its log
+    // is beside it. An in-memory database has none.
+    #[derive(QueryableByName)]
+    struct Database {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
     }
+    let file = diesel::sql_query("PRAGMA database_list")
+        .load::<Database>(&mut conn)?
+        .into_iter()
+        .find(|d| d.name == "main")
+        .map(|d| d.file)
+        .filter(|f| !f.is_empty());
+    let (true, Some(file)) = (mode.eq_ignore_ascii_case("wal"), file) else {
+        return Ok((conn, None));
+    };
     // Safe only because every commit is flushed by the flusher before it is answered.
     conn.batch_execute("PRAGMA synchronous = NORMAL")?;
-    let mut wal = path.clone().into_os_string();
-    wal.push("-wal");
-    Ok((conn, Some(PathBuf::from(wal))))
+    Ok((conn, Some(PathBuf::from(format!("{file}-wal")))))
 }
 
 /// The flusher: fdatasync of the log file (any descriptor of the file will do: the
