@@ -237,6 +237,19 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
     );
 }
 
+/// GET with a token, the body parsed as JSON.
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn check(
     client: &reqwest::Client,
     base: &str,
@@ -267,15 +280,7 @@ async fn check(
             Some(c) => format!("{base}/api/v1/observations?limit=100&cursor={c}"),
             None => format!("{base}/api/v1/observations?limit=100"),
         };
-        let v: Value = client
-            .get(q)
-            .bearer_auth(polis)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(client, &q, polis).await;
         for item in v["items"].as_array().unwrap() {
             assert!(!item["persons"].as_array().unwrap().is_empty(), "{item}");
             assert!(item["description"].as_str().unwrap().starts_with('r'));
@@ -287,26 +292,10 @@ async fn check(
     }
     // Every acknowledged feedback is in the history with its status, and the referral's
     // status is one of those written.
-    let list: Value = client
-        .get(format!("{base}/api/v1/referrals"))
-        .bearer_auth(soc)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(client, &format!("{base}/api/v1/referrals"), soc).await;
     for item in list["items"].as_array().unwrap() {
         let id = item["id"].as_str().unwrap();
-        let r: Value = client
-            .get(format!("{base}/api/v1/referrals/{id}"))
-            .bearer_auth(soc)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = get_json(client, &format!("{base}/api/v1/referrals/{id}"), soc).await;
         let history = r["feedback_history"]
             .as_array()
             .cloned()
