@@ -176,23 +176,7 @@ async fn audit_pages_exports_and_summary_work() {
 }
 
 fn verify_cli(app: &TestApp) -> (bool, String) {
-    let url = match &app.db_url {
-        samverkan::storage::DatabaseUrl::Sqlite(p) => p.display().to_string(),
-        samverkan::storage::DatabaseUrl::Postgres(u) => u.clone(),
-    };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
-        .args(["audit", "verify"])
-        .env("DATABASE_URL", url)
-        .output()
-        .expect("run samverkan audit verify");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    app.cli(&["audit", "verify"])
 }
 
 async fn busy_app() -> TestApp {
