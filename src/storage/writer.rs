@@ -4,11 +4,11 @@
 //! after the commit that holds its audit entry.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use tokio::sync::oneshot;
@@ -164,22 +164,71 @@ enum Durability {
     /// while the disk flushes the last one; one flush covers every commit before it.
     Flusher {
         tx: std_mpsc::Sender<(Vec<Completion>, bool)>,
-        /// Set while the flusher waits for the disk.
-        busy: Arc<AtomicBool>,
+        state: Arc<FlushState>,
     },
 }
 
+/// What the writer knows of the flusher, to time its commits.
+struct FlushState {
+    /// Commits handed over and not yet on disk. Counted up by the writer before the
+    /// hand-off, so a flusher that has not woken up yet never looks idle.
+    inflight: AtomicUsize,
+    /// When the flush under way began, and how long flushes take (moving average), in
+    /// nanoseconds since `epoch`.
+    started: AtomicU64,
+    typical: AtomicU64,
+    epoch: Instant,
+}
+
+impl FlushState {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+/// What the writer does with its open commit next.
+enum Next {
+    Commit,
+    /// Keep it open and run what arrives meanwhile, for at most this long.
+    Wait(Duration),
+}
+
 impl Durability {
-    fn flusher_busy(&self) -> bool {
-        match self {
-            Durability::Flusher { busy, .. } => busy.load(Ordering::Acquire),
-            Durability::Commit => false,
+    /// Commit when the flusher is idle, or just in time for the flush under way to end
+    /// (`commit_takes` before): the next flush then starts at once, without a gap for
+    /// this commit, and everything that arrived while the disk was busy rides along.
+    fn next(&self, commit_takes: u64) -> Next {
+        let Durability::Flusher { state, .. } = self else {
+            return Next::Commit;
+        };
+        match state.inflight.load(Ordering::Acquire) {
+            0 => Next::Commit,
+            1 => {
+                let ends =
+                    state.started.load(Ordering::Acquire) + state.typical.load(Ordering::Relaxed);
+                let left = ends.saturating_sub(state.now() + commit_takes);
+                if left == 0 {
+                    Next::Commit
+                } else {
+                    Next::Wait(JOIN_WAIT.min(Duration::from_nanos(left)))
+                }
+            }
+            // One flushing and one waiting for it already: a third would not be sooner.
+            _ => Next::Wait(JOIN_WAIT),
         }
     }
 }
 
-/// How long the writer waits for another job to join a commit while the flusher is busy.
+/// While the flusher is busy, how often the writer wakes to run the jobs that arrived
+/// (so they are done before the flush ends); the flusher wakes it at once when it is done.
+/// Jobs do not wake the writer one by one meanwhile: a thread switch per job cost more
+/// than the job.
 const JOIN_WAIT: Duration = Duration::from_micros(50);
+/// Group commits between two checkpoints of the log into the database file.
+const CHECKPOINT_EVERY: u64 = 32;
+/// The log size (pages) at which a commit checkpoints by itself, if the checkpointer
+/// thread has fallen behind or is gone (SQLite's own default is 1,000).
+const AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
 /// Opens the writer's connection; on SQLite in WAL mode, also the log file's path.
 fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), super::StorageError> {
@@ -222,17 +271,18 @@ fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), sup
 /// The flusher: fdatasync of the log file (any descriptor of the file will do: the
 /// flush is per file), then the answers of every group committed before it.
 fn flush_loop(
+    writer: thread::Thread,
     wal: PathBuf,
     rx: std_mpsc::Receiver<(Vec<Completion>, bool)>,
-    busy: Arc<AtomicBool>,
+    state: Arc<FlushState>,
 ) {
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Ok(first) = rx.recv() {
-        busy.store(true, Ordering::Release);
         let mut groups = vec![first];
         while let Ok(g) = rx.try_recv() {
             groups.push(g);
         }
+        let count = groups.len();
         let flushed = if groups.iter().any(|(_, committed)| *committed) {
             flush(&wal, &mut file)
         } else {
@@ -246,7 +296,17 @@ fn flush_loop(
                 done(committed && flushed.is_ok());
             }
         }
-        busy.store(false, Ordering::Release);
+        let took = state
+            .now()
+            .saturating_sub(state.started.load(Ordering::Acquire));
+        let typical = state.typical.load(Ordering::Relaxed);
+        state
+            .typical
+            .store(typical - typical / 8 + took / 8, Ordering::Relaxed);
+        // A commit handed over meanwhile is flushed next, starting now.
+        state.started.store(state.now(), Ordering::Release);
+        state.inflight.fetch_sub(count, Ordering::AcqRel);
+        writer.unpark();
         if flushed.is_err() {
             // After a failed flush the kernel may have dropped the pages: nothing written
             // since can be trusted to be on disk. Stop, as PostgreSQL does, rather than
@@ -269,6 +329,35 @@ fn flush(wal: &std::path::Path, file: &mut Option<(std::fs::File, u64)>) -> std:
     }
 }
 
+/// The checkpointer: copies the log into the database file on its own connection, so
+/// the writer never stalls on that copy and its two disk flushes (SQLite would otherwise
+/// do it inside a commit every 1,000 log pages). A passive checkpoint runs beside the
+/// writer and readers and never blocks them.
+fn start_checkpointer(url: &DatabaseUrl) -> Option<std_mpsc::SyncSender<()>> {
+    let url = url.clone();
+    let (tx, rx) = std_mpsc::sync_channel::<()>(1);
+    let spawned = thread::Builder::new()
+        .name("samverkan-ckpt".into())
+        .spawn(move || {
+            let mut conn = super::reconnect(&url, "checkpointer");
+            while rx.recv().is_ok() {
+                if let Err(e) = diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    "PRAGMA wal_checkpoint(PASSIVE)",
+                ) {
+                    tracing::warn!(error = %e, "checkpoint failed; the next one retries");
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the checkpointer; commits checkpoint");
+            None
+        }
+    }
+}
+
 fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
     let (mut conn, wal) = loop {
         match open_writer(&url) {
@@ -282,13 +371,19 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
     let durability = match wal {
         Some(wal) => {
             let (tx, frx) = std_mpsc::channel();
-            let busy = Arc::new(AtomicBool::new(false));
-            let flag = busy.clone();
+            let state = Arc::new(FlushState {
+                inflight: AtomicUsize::new(0),
+                started: AtomicU64::new(0),
+                typical: AtomicU64::new(0),
+                epoch: Instant::now(),
+            });
+            let flag = state.clone();
+            let writer = thread::current();
             match thread::Builder::new()
                 .name("samverkan-flush".into())
-                .spawn(move || flush_loop(wal, frx, flag))
+                .spawn(move || flush_loop(writer, wal, frx, flag))
             {
-                Ok(_) => Durability::Flusher { tx, busy },
+                Ok(_) => Durability::Flusher { tx, state },
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the flusher; committing with FULL sync");
                     let _ = diesel::connection::SimpleConnection::batch_execute(
@@ -301,12 +396,27 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
         }
         None => Durability::Commit,
     };
+    let checkpointer = match durability {
+        Durability::Flusher { .. } => {
+            let pragma = format!("PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}");
+            match diesel::connection::SimpleConnection::batch_execute(&mut conn, &pragma) {
+                Ok(()) => start_checkpointer(&url),
+                Err(_) => None,
+            }
+        }
+        Durability::Commit => None,
+    };
+    let mut commits: u64 = 0;
+    // How long closing a group takes (moving average, ns): the writer starts that long
+    // before the flush under way is expected to end.
+    let mut commit_takes: u64 = 0;
     // The change counter as of the last commit; a new value means cached data may be stale.
     let mut seen_generation = None;
     while let Ok(first) = rx.recv() {
         let batch = gather(first, &rx);
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut generation = None;
+        let mut closing = Instant::now();
         let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
             // Taking the row lock first serialises chain appends across instances
             // (PostgreSQL) and takes the write lock at once (SQLite).
@@ -328,24 +438,23 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
                 }
                 // While the flusher is still writing the last commit to disk, a job that
                 // arrives would wait for the next flush anyway: it joins this commit, so
-                // fewer, larger commits write fewer log pages for the same work.
-                if completions.len() >= MAX_BATCH || !durability.flusher_busy() {
+                // fewer, larger commits write fewer log pages for the same work. The
+                // commit closes just in time for the flush under way to end.
+                if completions.len() >= MAX_BATCH {
                     break;
                 }
-                match rx.recv_timeout(JOIN_WAIT) {
-                    Ok(job) => {
-                        pending.push(job);
-                        while completions.len() + pending.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(job) => pending.push(job),
-                                Err(_) => break,
-                            }
-                        }
+                match durability.next(commit_takes) {
+                    Next::Commit => break,
+                    Next::Wait(at_most) => thread::park_timeout(at_most),
+                }
+                while completions.len() + pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => pending.push(job),
+                        Err(_) => break,
                     }
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
+            closing = Instant::now();
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
@@ -358,6 +467,8 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             generation = Some(stored_generation(c)?);
             Ok(())
         });
+        let took = closing.elapsed().as_nanos() as u64;
+        commit_takes = commit_takes - commit_takes / 8 + took / 8;
         let committed = match result {
             Ok(()) => true,
             Err(e) => {
@@ -371,12 +482,24 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             caches.invalidate();
             seen_generation = generation;
         }
+        commits += 1;
+        if let Some(checkpointer) = checkpointer
+            .as_ref()
+            .filter(|_| commits % CHECKPOINT_EVERY == 0)
+        {
+            // Full means one is already asked for: nothing to add.
+            let _ = checkpointer.try_send(());
+        }
         match &durability {
-            Durability::Flusher { tx: flusher, .. } => {
+            Durability::Flusher { tx: flusher, state } => {
+                if state.inflight.fetch_add(1, Ordering::AcqRel) == 0 {
+                    state.started.store(state.now(), Ordering::Release);
+                }
                 if let Err(std_mpsc::SendError((completions, _))) =
                     flusher.send((completions, committed))
                 {
                     tracing::error!("the flusher stopped");
+                    state.inflight.fetch_sub(1, Ordering::AcqRel);
                     for done in completions {
                         done(false);
                     }
