@@ -70,3 +70,33 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json["error"], "not_found");
 }
+
+/// On SQLite, commits land in the write-ahead log and the checkpointer copies them into
+/// the database file as the service runs (every few dozen commits), so the log stays
+/// small and a restart has little to replay. Without it the file would not grow until
+/// the writer's safety-net checkpoint at 20,000 log pages.
+#[tokio::test]
+async fn the_log_is_copied_into_the_database_file_while_the_service_runs() {
+    let app = spawn_app().await;
+    let samverkan::storage::DatabaseUrl::Sqlite(path) = app.db_url.clone() else {
+        return; // PostgreSQL keeps its own log.
+    };
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let token = app.token("vakt1").await;
+    // One request at a time: each is a commit of its own.
+    for i in 0..100 {
+        let body = serde_json::json!({"place": "sergels-torg", "observed_at": "2026-11-01T21:00:00Z",
+            "category": "drug_use", "description": format!("CHECKPOINT-{i} {}", "x".repeat(400))});
+        let r = app.post("/api/v1/observations", &token, &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        size() > before,
+        "the database file stayed at {before} bytes: nothing was checkpointed"
+    );
+}
