@@ -230,6 +230,11 @@ const CHECKPOINT_EVERY: u64 = 32;
 /// thread has fallen behind or is gone (SQLite's own default is 1,000).
 const AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
+/// An exponential moving average over the last eight or so samples.
+fn moving_average(average: u64, sample: u64) -> u64 {
+    average - average / 8 + sample / 8
+}
+
 /// Opens the writer's connection; on SQLite in WAL mode, also the log file's path.
 fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), super::StorageError> {
     use diesel::connection::SimpleConnection;
@@ -263,8 +268,11 @@ fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), sup
     let (true, Some(file)) = (mode.eq_ignore_ascii_case("wal"), file) else {
         return Ok((conn, None));
     };
-    // Safe only because every commit is flushed by the flusher before it is answered.
-    conn.batch_execute("PRAGMA synchronous = NORMAL")?;
+    // Safe only because every commit is flushed by the flusher before it is answered;
+    // the checkpointer thread copies the log, this connection only as a safety net.
+    conn.batch_execute(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+    ))?;
     Ok((conn, Some(PathBuf::from(format!("{file}-wal")))))
 }
 
@@ -302,7 +310,7 @@ fn flush_loop(
         let typical = state.typical.load(Ordering::Relaxed);
         state
             .typical
-            .store(typical - typical / 8 + took / 8, Ordering::Relaxed);
+            .store(moving_average(typical, took), Ordering::Relaxed);
         // A commit handed over meanwhile is flushed next, starting now.
         state.started.store(state.now(), Ordering::Release);
         state.inflight.fetch_sub(count, Ordering::AcqRel);
@@ -388,7 +396,7 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
                     tracing::error!(error = %e, "cannot start the flusher; committing with FULL sync");
                     let _ = diesel::connection::SimpleConnection::batch_execute(
                         &mut conn,
-                        "PRAGMA synchronous = FULL",
+                        "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;",
                     );
                     Durability::Commit
                 }
@@ -397,13 +405,7 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
         None => Durability::Commit,
     };
     let checkpointer = match durability {
-        Durability::Flusher { .. } => {
-            let pragma = format!("PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}");
-            match diesel::connection::SimpleConnection::batch_execute(&mut conn, &pragma) {
-                Ok(()) => start_checkpointer(&url),
-                Err(_) => None,
-            }
-        }
+        Durability::Flusher { .. } => start_checkpointer(&url),
         Durability::Commit => None,
     };
     let mut commits: u64 = 0;
@@ -468,7 +470,7 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             Ok(())
         });
         let took = closing.elapsed().as_nanos() as u64;
-        commit_takes = commit_takes - commit_takes / 8 + took / 8;
+        commit_takes = moving_average(commit_takes, took);
         let committed = match result {
             Ok(()) => true,
             Err(e) => {
