@@ -85,7 +85,10 @@ async fn token(client: &reqwest::Client, base: &str, user: &str) -> String {
         .json()
         .await
         .unwrap();
-    r["access_token"].as_str().expect("token").to_owned()
+    r["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login as {user} gave no token: {r}"))
+        .to_owned()
 }
 
 fn audit_verify(url: &str) -> (bool, String) {
