@@ -99,12 +99,17 @@ seed_audit() { # url, count — filler entries (this throwaway database's chain 
     sqlite3 "$url" "PRAGMA synchronous=OFF; WITH RECURSIVE c(x) AS (SELECT (SELECT seq FROM audit_head)+1 UNION ALL SELECT x+1 FROM c WHERE x < (SELECT seq FROM audit_head) + $n)
       INSERT INTO audit_log (seq, at, actor_username, action, record_kind, record_id, parts, outcome, prev_hash, hash)
       SELECT x, 1700000000000000 + x, 'polis1', 'read', 'observation', printf('00000000-0000-7000-8000-%012d', x % 1000000), 'core', 'success', 'x', 'x' FROM c;
-      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log);"
+      INSERT INTO audit_keys (seq, at, actor_username, record_id)
+        SELECT seq, at, actor_username, record_id FROM audit_log WHERE seq > (SELECT indexed_seq FROM audit_head);
+      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log), indexed_seq = (SELECT MAX(seq) FROM audit_log);"
   else
     psql -q "$url" -c "INSERT INTO audit_log (seq, at, actor_username, action, record_kind, record_id, parts, outcome, prev_hash, hash)
       SELECT x, 1700000000000000 + x, 'polis1', 'read', 'observation', '00000000-0000-7000-8000-' || lpad((x % 1000000)::text, 12, '0'), 'core', 'success', 'x', 'x'
       FROM generate_series((SELECT seq FROM audit_head) + 1, (SELECT seq FROM audit_head) + $n) AS x;
-      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log); ANALYZE audit_log;"
+      INSERT INTO audit_keys (seq, at, actor_username, record_id)
+        SELECT seq, at, actor_username, record_id FROM audit_log WHERE seq > (SELECT indexed_seq FROM audit_head);
+      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log), indexed_seq = (SELECT MAX(seq) FROM audit_log);
+      ANALYZE audit_log; ANALYZE audit_keys;"
   fi
 }
 

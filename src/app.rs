@@ -138,7 +138,7 @@ impl Application {
             url.clone(),
             std::time::Duration::from_millis(settings.cache.poll_ms),
         )?;
-        let writer = Writer::start(&url, caches.clone())?;
+        let writer = Writer::start(&url, caches.clone(), settings.audit_index_every)?;
         let hasher = {
             let n = settings.login.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n))

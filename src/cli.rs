@@ -158,7 +158,10 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
     let db = tokio::task::spawn_blocking(move || Db::connect(&url, 2)).await??;
     // The CLI serves no reads from memory: its caches stay empty.
     let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
-    Ok((db, Writer::start(&settings.database_url, caches)?))
+    Ok((
+        db,
+        Writer::start(&settings.database_url, caches, settings.audit_index_every)?,
+    ))
 }
 
 fn cli_entry(action: &str, kind: &str, id: &str) -> AuditEntry {

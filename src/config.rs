@@ -106,6 +106,8 @@ pub struct Settings {
     pub json_logs: bool,
     pub retention: RetentionSettings,
     pub cache: CacheSettings,
+    /// Audit entries between two copies of their lookup keys into `audit_keys`.
+    pub audit_index_every: i64,
 }
 
 /// The in-memory caches of sessions and situation reports (see `storage::cache`).
@@ -219,6 +221,11 @@ impl Settings {
                 poll_ms: env_num("SAMVERKAN_CACHE_POLL_MS", CacheSettings::default().poll_ms)?
                     .max(10),
             },
+            audit_index_every: env_num(
+                "SAMVERKAN_AUDIT_INDEX_EVERY",
+                crate::storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
+            )?
+            .max(1),
         })
     }
 }

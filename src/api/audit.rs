@@ -16,7 +16,15 @@ use crate::records::parse_time;
 async fn authorize(state: &AppState, principal: &Principal, what: &str) -> Result<(), AppError> {
     if super::decider(state, principal).allows(Action::ReadAudit, &Resource::AuditLog) {
         let e = AuditEntry::new(what, "success", &principal.meta).actor(principal.actor());
-        state.writer.write(move |tx| tx.audit(&e)).await
+        // Index what is not yet indexed in the same commit: the query that follows then
+        // finds every entry before it, this one included.
+        state
+            .writer
+            .write(move |tx| {
+                tx.audit(&e)?;
+                tx.index_audit()
+            })
+            .await
     } else {
         Err(super::refuse(
             state,

@@ -179,6 +179,56 @@ pub fn append_all(
     Ok(())
 }
 
+/// Most entries one call of [`index_keys`] copies, so that a backlog (entries loaded by
+/// hand) never stalls the writer for long; the next calls take the rest.
+pub const INDEX_BATCH_MAX: i64 = 100_000;
+
+/// Copies the looked-up columns (actor, record, time) of the entries after
+/// `audit_head.indexed_seq`, up to `upto`, into the indexed `audit_keys`, and moves
+/// `indexed_seq` on. Runs in the writer's transaction, so it is serialised with every
+/// append (across instances too, under the head's row lock). Keeping these indexes off
+/// audit_log means an append writes the entry and nothing else.
+pub fn index_keys(conn: &mut DbConnection, upto: i64) -> Result<(), AppError> {
+    use crate::storage::schema::{audit_head, audit_keys};
+    let indexed: i64 = audit_head::table
+        .filter(audit_head::id.eq(1))
+        .select(audit_head::indexed_seq)
+        .first(conn)?;
+    if indexed > upto {
+        // The chain was cut back below what was indexed (only by hand: `audit verify`
+        // reports it): forget the keys of entries that are gone.
+        diesel::delete(audit_keys::table.filter(audit_keys::seq.gt(upto))).execute(conn)?;
+    }
+    let upto = upto.min(indexed.saturating_add(INDEX_BATCH_MAX));
+    if indexed < upto {
+        diesel::insert_into(audit_keys::table)
+            .values(
+                audit_log::table
+                    .filter(audit_log::seq.gt(indexed))
+                    .filter(audit_log::seq.le(upto))
+                    .select((
+                        audit_log::seq,
+                        audit_log::at,
+                        audit_log::actor_username,
+                        audit_log::record_id,
+                    )),
+            )
+            .into_columns((
+                audit_keys::seq,
+                audit_keys::at,
+                audit_keys::actor_username,
+                audit_keys::record_id,
+            ))
+            .execute(conn)?;
+    }
+    if indexed != upto {
+        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+            .set(audit_head::indexed_seq.eq(upto))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The first place where the stored chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainFault {

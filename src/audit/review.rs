@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::AppError;
 use crate::records::{format_time, parse_time, MAX_PAGE};
 use crate::storage::models::AuditRow;
-use crate::storage::schema::audit_log;
+use crate::storage::schema::{audit_keys, audit_log};
 use crate::storage::DbConnection;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -155,20 +155,30 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// Entries matching `f`, newest first.
+/// Entries matching `f`, newest first. The lookups go through `audit_keys` (the indexed
+/// copy of actor, record and time that the writer keeps); the API brings it up to date
+/// in the commit that audits the query, so nothing before the query is missed. The
+/// indexed columns are matched on the entry itself too, so keys and entries agree.
 pub fn search(
     conn: &mut DbConnection,
     f: &AuditFilter,
 ) -> Result<(Vec<AuditEntryView>, Option<String>), AppError> {
-    let mut q = audit_log::table.select(AuditRow::as_select()).into_boxed();
+    let mut q = audit_keys::table
+        .inner_join(audit_log::table.on(audit_log::seq.eq(audit_keys::seq)))
+        .select(AuditRow::as_select())
+        .into_boxed();
     if let Some(v) = &f.actor {
-        q = q.filter(audit_log::actor_username.eq(v.clone()));
+        q = q
+            .filter(audit_keys::actor_username.eq(v.clone()))
+            .filter(audit_log::actor_username.eq(v.clone()));
     }
     if let Some(v) = &f.organization {
         q = q.filter(audit_log::actor_org_id.eq(v.clone()));
     }
     if let Some(v) = &f.record {
-        q = q.filter(audit_log::record_id.eq(v.clone()));
+        q = q
+            .filter(audit_keys::record_id.eq(v.clone()))
+            .filter(audit_log::record_id.eq(v.clone()));
     }
     if let Some(v) = &f.action {
         q = q.filter(audit_log::action.eq(v.clone()));
@@ -177,18 +187,23 @@ pub fn search(
         q = q.filter(audit_log::outcome.eq(v.clone()));
     }
     if let Some(v) = f.since {
-        q = q.filter(audit_log::at.ge(v));
+        q = q.filter(audit_keys::at.ge(v)).filter(audit_log::at.ge(v));
     }
     if let Some(v) = f.until {
-        q = q.filter(audit_log::at.lt(v));
+        q = q.filter(audit_keys::at.lt(v)).filter(audit_log::at.lt(v));
     }
     if let Some(v) = f.before_seq {
-        q = q.filter(audit_log::seq.lt(v));
+        q = q.filter(audit_keys::seq.lt(v)).filter(audit_log::seq.lt(v));
     }
-    let rows: Vec<AuditRow> = q
-        .order(audit_log::seq.desc())
-        .limit(f.limit + 1)
-        .load(conn)?;
+    // Walk the side that has the lookup: SQLite then reads newest first and stops at the
+    // limit, where ordering by the other side would sort the whole match.
+    let keyed = f.actor.is_some() || f.record.is_some() || f.since.is_some() || f.until.is_some();
+    q = if keyed {
+        q.order(audit_keys::seq.desc())
+    } else {
+        q.order(audit_log::seq.desc())
+    };
+    let rows: Vec<AuditRow> = q.limit(f.limit + 1).load(conn)?;
     let more = rows.len() as i64 > f.limit;
     let items: Vec<AuditEntryView> = rows
         .into_iter()
@@ -257,7 +272,9 @@ pub fn summary(
     since: Option<i64>,
     until: Option<i64>,
 ) -> Result<Vec<UserActivity>, AppError> {
-    let mut q = audit_log::table
+    // Through audit_keys, like `search`: a period is a range of its time index.
+    let mut q = audit_keys::table
+        .inner_join(audit_log::table.on(audit_log::seq.eq(audit_keys::seq)))
         .filter(audit_log::actor_username.is_not_null())
         .group_by((
             audit_log::actor_username,
@@ -278,10 +295,10 @@ pub fn summary(
         ))
         .into_boxed();
     if let Some(s) = since {
-        q = q.filter(audit_log::at.ge(s));
+        q = q.filter(audit_keys::at.ge(s)).filter(audit_log::at.ge(s));
     }
     if let Some(u) = until {
-        q = q.filter(audit_log::at.lt(u));
+        q = q.filter(audit_keys::at.lt(u)).filter(audit_log::at.lt(u));
     }
     type Row = (
         Option<String>,

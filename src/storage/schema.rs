@@ -198,6 +198,18 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+        /// audit_keys holds every entry up to here.
+        indexed_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The looked-up columns of audit_log, indexed; filled by the writer in batches.
+    audit_keys (seq) {
+        seq -> BigInt,
+        at -> BigInt,
+        actor_username -> Nullable<Text>,
+        record_id -> Nullable<Text>,
     }
 }
 
@@ -229,4 +241,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     referral_consents,
     audit_log,
     audit_head,
+    audit_keys,
 );

@@ -40,6 +40,12 @@ impl Tx<'_> {
     pub fn audit_all(&mut self, entries: &[AuditEntry]) -> Result<(), AppError> {
         audit::append_all(self.conn, self.head, entries)
     }
+
+    /// Brings the audit trail's lookup keys up to every entry so far, this job's included:
+    /// what an auditor's query runs after, so that it sees everything before it.
+    pub fn index_audit(&mut self) -> Result<(), AppError> {
+        audit::index_keys(self.conn, self.head.seq)
+    }
 }
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
@@ -56,14 +62,19 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on its own connection. It drops `caches` whenever a
     /// commit changed what they hold, before it answers any request of that commit.
-    pub fn start(url: &DatabaseUrl, caches: Arc<Caches>) -> Result<Self, super::StorageError> {
+    /// Every `index_every` entries it copies their lookup keys into `audit_keys`.
+    pub fn start(
+        url: &DatabaseUrl,
+        caches: Arc<Caches>,
+        index_every: i64,
+    ) -> Result<Self, super::StorageError> {
         // Fail at once on a bad URL; the thread opens its own connection.
         drop(establish(url)?);
         let (tx, rx) = std_mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let url = url.clone();
         thread::Builder::new()
             .name("samverkan-writer".into())
-            .spawn(move || run(url, rx, caches))
+            .spawn(move || run(url, rx, caches, index_every.max(1)))
             .map_err(|e| super::StorageError::Migration(format!("cannot start writer: {e}")))?;
         Ok(Writer { tx })
     }
@@ -224,6 +235,10 @@ impl Durability {
 /// Jobs do not wake the writer one by one meanwhile: a thread switch per job cost more
 /// than the job.
 const JOIN_WAIT: Duration = Duration::from_micros(50);
+/// Entries appended before the writer copies their lookup keys into `audit_keys` (see
+/// [`audit::index_keys`]): one batch writes a few dozen index pages where as many entries
+/// committed one group at a time wrote a few hundred. `SAMVERKAN_AUDIT_INDEX_EVERY`.
+pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 /// Group commits between two checkpoints of the log into the database file.
 const CHECKPOINT_EVERY: u64 = 32;
 /// The log size (pages) at which a commit checkpoints by itself, if the checkpointer
@@ -366,7 +381,7 @@ fn start_checkpointer(url: &DatabaseUrl) -> Option<std_mpsc::SyncSender<()>> {
     }
 }
 
-fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
+fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index_every: i64) {
     let (mut conn, wal) = loop {
         match open_writer(&url) {
             Ok(c) => break c,
@@ -425,10 +440,10 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
                 .set(audit_head::seq.eq(audit_head::seq))
                 .execute(c)?;
-            let (seq, hash) = audit_head::table
+            let (seq, hash, indexed) = audit_head::table
                 .filter(audit_head::id.eq(1))
-                .select((audit_head::seq, audit_head::hash))
-                .first::<(i64, String)>(c)?;
+                .select((audit_head::seq, audit_head::hash, audit_head::indexed_seq))
+                .first::<(i64, String, i64)>(c)?;
             let mut head = ChainHead { seq, hash };
             let mut poisoned = false;
             let mut pending = batch;
@@ -459,6 +474,13 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>) {
             closing = Instant::now();
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
+            }
+            if head.seq - indexed >= index_every {
+                // In a savepoint: a failure here loses no entry, only delays the keys
+                // (the next batch, or an auditor's query, copies them).
+                if let Err(e) = c.transaction(|c| audit::index_keys(c, head.seq)) {
+                    tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
+                }
             }
             diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
                 .set((

@@ -1,8 +1,11 @@
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, DEMO_USERS};
+use samverkan::storage::schema::{audit_head, audit_keys};
+
+use crate::helpers::{spawn_app, spawn_with, TestApp, DEMO_USERS};
 
 async fn file_observation(app: &TestApp, token: &str) -> String {
     let r = app
@@ -173,6 +176,119 @@ async fn audit_pages_exports_and_summary_work() {
     assert_eq!(polis["reads_by_kind"]["observation"], 3);
     let vakt = rows.iter().find(|r| r["actor"] == "vakt1").unwrap();
     assert_eq!(vakt["writes"], 3);
+}
+
+/// The chain's last entry and how far the lookup keys go, as stored.
+fn head_and_indexed(app: &TestApp) -> (i64, i64) {
+    audit_head::table
+        .select((audit_head::seq, audit_head::indexed_seq))
+        .first(&mut app.connect())
+        .unwrap()
+}
+
+/// Files an observation and has the police read it `reads` times.
+async fn read_often(app: &TestApp, reads: usize) -> String {
+    let guard = app.token("vakt1").await;
+    let id = file_observation(app, &guard).await;
+    let police = app.token("polis1").await;
+    for _ in 0..reads {
+        let r = app
+            .get(&format!("/api/v1/observations/{id}"), &police)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    id
+}
+
+#[tokio::test]
+async fn an_auditors_query_finds_the_newest_entries_before_the_writer_has_indexed_them() {
+    // Lookup keys are copied in batches; with batches this large none runs in this test.
+    let app = spawn_with(|s| s.audit_index_every = 1_000_000).await;
+    let (_, indexed_at_start) = head_and_indexed(&app);
+    let id = read_often(&app, 7).await;
+    let (head, indexed) = head_and_indexed(&app);
+    assert_eq!(indexed, indexed_at_start, "no batch ran yet");
+    assert!(head > indexed);
+
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(&format!("/api/v1/audit?record={id}"), &auditor)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let e = entries(&r.json);
+    assert_eq!(
+        e.iter().filter(|x| x["action"] == "read").count(),
+        7,
+        "{e:?}"
+    );
+    assert_eq!(
+        e.iter().filter(|x| x["action"] == "create").count(),
+        1,
+        "{e:?}"
+    );
+    let by_actor = app
+        .get("/api/v1/audit?actor=polis1&action=read", &auditor)
+        .await;
+    assert_eq!(entries(&by_actor.json).len(), 7, "{}", by_actor.text);
+    // The query's own entry is in the index too: everything up to it was copied.
+    let (head_after, indexed_after) = head_and_indexed(&app);
+    assert!(indexed_after > head, "{indexed_after} <= {head}");
+    assert!(indexed_after <= head_after);
+}
+
+#[tokio::test]
+async fn the_writer_indexes_entries_in_batches_without_gaps_or_doubles() {
+    let app = spawn_with(|s| s.audit_index_every = 3).await;
+    let (_, indexed_at_start) = head_and_indexed(&app);
+    let id = read_often(&app, 10).await;
+    let (head, indexed) = head_and_indexed(&app);
+    assert!(
+        indexed > indexed_at_start,
+        "the writer copied keys by itself"
+    );
+    assert!(
+        head - indexed < 3,
+        "at most a batch waits: head {head}, indexed {indexed}"
+    );
+    let mut conn = app.connect();
+    let (keys, low, high): (i64, Option<i64>, Option<i64>) = audit_keys::table
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(audit_keys::seq),
+            diesel::dsl::max(audit_keys::seq),
+        ))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!((keys, low, high), (indexed, Some(1), Some(indexed)));
+
+    // A period is a time range of the index: the reads fall in it, nothing after it does.
+    let auditor = app.token("revisor1").await;
+    let all = app
+        .get(&format!("/api/v1/audit?record={id}"), &auditor)
+        .await;
+    let reads: Vec<Value> = entries(&all.json)
+        .into_iter()
+        .filter(|x| x["action"] == "read")
+        .collect();
+    assert_eq!(reads.len(), 10, "{}", all.text);
+    let (newest, oldest) = (
+        reads[0]["at"].as_str().unwrap(),
+        reads[9]["at"].as_str().unwrap(),
+    );
+    let window = app
+        .get(
+            &format!("/api/v1/audit?record={id}&action=read&since={oldest}&until={newest}"),
+            &auditor,
+        )
+        .await;
+    // `until` is exclusive: the newest read (one request after the other, so alone at
+    // its microsecond) is outside, the other nine are in.
+    let inside: Vec<Value> = entries(&window.json)
+        .iter()
+        .map(|x| x["seq"].clone())
+        .collect();
+    let expected: Vec<Value> = reads[1..].iter().map(|x| x["seq"].clone()).collect();
+    assert_eq!(inside, expected, "{}", window.text);
 }
 
 fn verify_cli(app: &TestApp) -> (bool, String) {

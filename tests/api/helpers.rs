@@ -64,7 +64,12 @@ fn seed(url: DatabaseUrl) {
             storage::migrate(&url).expect("migrate template");
             let db = Db::connect(&url, 1).expect("pool");
             let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
-            let writer = storage::writer::Writer::start(&url, caches).expect("writer");
+            let writer = storage::writer::Writer::start(
+                &url,
+                caches,
+                storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
+            )
+            .expect("writer");
             samverkan::demo::seed(&db, &writer, Some(Secret::new(PASSWORD)))
                 .await
                 .expect("seed template");
@@ -193,6 +198,7 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         },
         // The shipped defaults: the suite runs with the caches on.
         cache: CacheSettings::default(),
+        audit_index_every: samverkan::storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
     }
 }
 
