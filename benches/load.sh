@@ -8,7 +8,7 @@
 #   1. /healthz                                  the baseline, 32 connections
 #   2. a guard's GET of one lägesbild            token check, a policy decision per section,
 #                                                audit entry durable before the answer
-#      (1 and 2 alternate BENCH_ROUNDS times, default 3; the table shows the round with
+#      (1 and 2 alternate BENCH_ROUNDS times, default 5; the table shows the round with
 #      the median GET ÷ healthz ratio and every round is listed under it)
 #   3. guards filing observations (POST)         write + audit, durable
 #   4. police listing the newest 50 observations at a place, at 10k and at 1M observations
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 BACKENDS=${1:-both}
 DURATION=${BENCH_DURATION:-10s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 PORT=${BENCH_PORT:-18080}
 BASE="http://127.0.0.1:$PORT"
 PG_ADMIN=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
