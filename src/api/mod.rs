@@ -316,6 +316,23 @@ pub async fn audit_reads<T>(
     state.writer.audit(entries).await
 }
 
+/// Writes the audit entry of one record read with `parts` disclosed, and waits until it
+/// is durable.
+pub async fn audit_parts(
+    state: &crate::app::AppState,
+    principal: &Principal,
+    action: &str,
+    kind: &str,
+    id: &str,
+    parts: &[&'static str],
+) -> Result<(), AppError> {
+    let entry = AuditEntry::new(action, "success", &principal.meta)
+        .actor(principal.actor())
+        .record(kind, id)
+        .parts(parts);
+    state.writer.audit(vec![entry]).await
+}
+
 /// Records a refusal and returns the error to answer with.
 pub async fn refuse(
     state: &crate::app::AppState,

@@ -1,6 +1,7 @@
 //! `/api/v1/situation-reports`: the police post the lägesbild; partners read the
 //! sections released to them.
 
+use actix_web::http::header::ContentType;
 use actix_web::{get, post, web, HttpResponse};
 
 use crate::app::AppState;
@@ -86,18 +87,33 @@ pub async fn get(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<String>,
-) -> Result<web::Json<SituationReportView>, AppError> {
+) -> Result<HttpResponse, AppError> {
     // The hot path (guards re-reading the lägesbild): session and report from memory,
-    // parts decided by the policy and the read audited as always.
+    // parts decided by the policy and the read audited as always; the body for that set
+    // of parts is serialised once per cached copy.
     let caches = state.caches.clone();
     let id = crate::records::record_id(&path).ok();
     if let (Some(principal), Some(id)) = (bearer.cached(&caches), id.as_deref()) {
         if let Some(stored) = caches.reports.get(id, caches.generation()) {
-            let shown = sr::show(&super::decider(&state, &principal), &stored);
-            return super::answer_read(&state, &principal, KIND, Some(id), shown).await;
+            let decider = super::decider(&state, &principal);
+            let Some(answer) = stored.answer(&decider) else {
+                return Err(super::refuse(
+                    &state,
+                    &principal,
+                    "read",
+                    KIND,
+                    Some(id),
+                    AppError::NotFound,
+                )
+                .await);
+            };
+            super::audit_parts(&state, &principal, "read", KIND, id, &answer.parts).await?;
+            return Ok(HttpResponse::Ok()
+                .content_type(ContentType::json())
+                .body(answer.body.clone()));
         }
     }
-    super::get_record(&state, bearer, &path, KIND, move |c, d, id| {
+    let view = super::get_record(&state, bearer, &path, KIND, move |c, d, id| {
         let generation = caches.generation();
         let stored = sr::load(c, id)?.map(std::sync::Arc::new);
         if let Some(s) = &stored {
@@ -105,5 +121,6 @@ pub async fn get(
         }
         Ok(stored.and_then(|s| sr::show(d, &s)))
     })
-    .await
+    .await?;
+    Ok(HttpResponse::Ok().json(view.0))
 }

@@ -3,6 +3,9 @@
 //! police's release, OSL 18:1, 10:2); `police_only` sections to the police alone.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use actix_web::web::Bytes;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -191,10 +194,60 @@ pub fn insert(
 }
 
 /// A report as stored, with all its sections in order: what the read cache keeps.
+/// Beside it, worked out once for every read of the cached copy: the policy resource of
+/// each audience, and the answer for each set of allowed audiences (serialised the first
+/// time a reader with that set asks; the decisions themselves are made on every read).
 #[derive(Debug, Clone)]
 pub struct StoredReport {
     pub report: SituationReport,
     pub sections: Vec<ReportSection>,
+    resources: Vec<Resource>,
+    answers: [OnceLock<Option<Answer>>; 1 << AUDIENCES.len()],
+}
+
+/// The body of a read, as JSON, and the parts it discloses (for the audit entry).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    pub parts: Vec<&'static str>,
+}
+
+impl StoredReport {
+    pub fn new(report: SituationReport, sections: Vec<ReportSection>) -> Self {
+        let resources = AUDIENCES.iter().map(|a| section(a, &report)).collect();
+        StoredReport {
+            report,
+            sections,
+            resources,
+            answers: Default::default(),
+        }
+    }
+
+    /// The read as this principal may see it: `None` when no part is allowed.
+    pub fn answer(&self, d: &Decider) -> Option<&Answer> {
+        let mut mask = 0usize;
+        for (i, resource) in self.resources.iter().enumerate() {
+            if d.allows(Action::Read, resource) {
+                mask |= 1 << i;
+            }
+        }
+        let slot = self.answers.get(mask)?;
+        slot.get_or_init(|| {
+            let audiences: Vec<&'static str> = AUDIENCES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, a)| *a)
+                .collect();
+            let shown = view_of(&self.report, &self.sections, &audiences)?;
+            let body = serde_json::to_vec(&shown.view).ok()?;
+            Some(Answer {
+                body: Bytes::from(body),
+                parts: shown.parts,
+            })
+        })
+        .as_ref()
+    }
 }
 
 fn views(
@@ -305,7 +358,7 @@ pub fn load(conn: &mut DbConnection, id: &str) -> Result<Option<StoredReport>, A
         return Ok(None);
     };
     let sections = load_sections(conn, &[id])?;
-    Ok(Some(StoredReport { report, sections }))
+    Ok(Some(StoredReport::new(report, sections)))
 }
 
 /// One report as this principal may see it.

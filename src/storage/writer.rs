@@ -10,10 +10,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use diesel::backend::Backend;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Text};
 use tokio::sync::oneshot;
 
 use super::cache::{stored_generation, Caches};
+use super::models::AuditRow;
 use super::schema::audit_head;
 use super::{establish, DatabaseUrl, DbConnection};
 use crate::audit::{self, AuditEntry, ChainHead};
@@ -48,11 +53,30 @@ impl Tx<'_> {
     }
 }
 
+/// The open group's end of the audit chain: its head, and the entries of the reads it
+/// audited that are chained but not yet written. Those go in together, in as few
+/// statements as possible, before any other job runs and before the commit, so every
+/// job and the commit see the chain whole.
+struct Group {
+    head: ChainHead,
+    pending: Vec<AuditRow>,
+}
+
+impl Group {
+    fn write_pending(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
+        if !self.pending.is_empty() {
+            audit::insert_rows(conn, &self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
 type Completion = Box<dyn FnOnce(bool) + Send>;
 /// A job writes inside the group transaction and says how to answer once it is decided;
 /// `true` beside the completion means the job failed outside a savepoint, so the whole
 /// group must roll back.
-type Job = Box<dyn FnOnce(&mut DbConnection, &mut ChainHead) -> (Completion, bool) + Send>;
+type Job = Box<dyn FnOnce(&mut DbConnection, &mut Group) -> (Completion, bool) + Send>;
 
 #[derive(Clone)]
 pub struct Writer {
@@ -87,7 +111,16 @@ impl Writer {
         T: Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, AppError>>();
-        let job: Job = Box::new(move |conn: &mut DbConnection, head: &mut ChainHead| {
+        let job: Job = Box::new(move |conn: &mut DbConnection, group: &mut Group| {
+            if let Err(e) = group.write_pending(conn) {
+                // The group cannot commit without those entries: it rolls back whole.
+                tracing::error!(error = %e, "cannot write audit entries");
+                let done: Completion = Box::new(move |_| {
+                    let _ = done_tx.send(Err(AppError::internal("audit append failed")));
+                });
+                return (done, true);
+            }
+            let head = &mut group.head;
             let before = head.clone();
             let result = conn.transaction(|c| {
                 let mut tx = Tx { conn: c, head };
@@ -113,21 +146,22 @@ impl Writer {
     }
 
     /// Appends audit entries in the next group transaction and resolves once they are
-    /// durable. No savepoint of its own (the hot path of every read): if the append
-    /// fails, the whole group rolls back and every request in it gets an error.
+    /// durable. No savepoint of its own (the hot path of every read): the entries are
+    /// chained at once and written with the group's others; if that fails, the whole
+    /// group rolls back and every request in it gets an error.
     pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), AppError> {
         let (done_tx, done_rx) = oneshot::channel::<Result<(), AppError>>();
-        let job: Job = Box::new(move |conn: &mut DbConnection, head: &mut ChainHead| {
-            let failed = audit::append_all(conn, head, &entries).is_err();
+        let job: Job = Box::new(move |_conn: &mut DbConnection, group: &mut Group| {
+            audit::chain(&mut group.head, entries, &mut group.pending);
             let done: Completion = Box::new(move |committed: bool| {
-                let outcome = if committed && !failed {
+                let outcome = if committed {
                     Ok(())
                 } else {
                     Err(AppError::internal("audit append failed"))
                 };
                 let _ = done_tx.send(outcome);
             });
-            (done, failed)
+            (done, false)
         });
         self.submit(job).await?;
         done_rx
@@ -437,19 +471,20 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
         let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
             // Taking the row lock first serialises chain appends across instances
             // (PostgreSQL) and takes the write lock at once (SQLite).
-            diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-                .set(audit_head::seq.eq(audit_head::seq))
-                .execute(c)?;
+            run_fixed(c, LockHead)?;
             let (seq, hash, indexed) = audit_head::table
                 .filter(audit_head::id.eq(1))
                 .select((audit_head::seq, audit_head::hash, audit_head::indexed_seq))
                 .first::<(i64, String, i64)>(c)?;
-            let mut head = ChainHead { seq, hash };
+            let mut group = Group {
+                head: ChainHead { seq, hash },
+                pending: Vec::new(),
+            };
             let mut poisoned = false;
             let mut pending = batch;
             loop {
                 for job in pending.drain(..) {
-                    let (done, failed) = job(c, &mut head);
+                    let (done, failed) = job(c, &mut group);
                     completions.push(done);
                     poisoned |= failed;
                 }
@@ -472,9 +507,16 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
                 }
             }
             closing = Instant::now();
+            if !poisoned {
+                if let Err(e) = group.write_pending(c) {
+                    tracing::error!(error = %e, "cannot write audit entries");
+                    poisoned = true;
+                }
+            }
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
+            let head = &group.head;
             if head.seq - indexed >= index_every {
                 // In a savepoint: a failure here loses no entry, only delays the keys
                 // (the next batch, or an auditor's query, copies them).
@@ -482,12 +524,13 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
                     tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
                 }
             }
-            diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-                .set((
-                    audit_head::seq.eq(head.seq),
-                    audit_head::hash.eq(&head.hash),
-                ))
-                .execute(c)?;
+            run_fixed(
+                c,
+                SetHead {
+                    seq: head.seq,
+                    hash: &head.hash,
+                },
+            )?;
             generation = Some(stored_generation(c)?);
             Ok(())
         });
@@ -549,3 +592,64 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
         }
     }
 }
+
+/// Runs a statement whose SQL never varies. diesel prepares every UPDATE it builds anew
+/// (a changeset may change its SQL); these two run in every group commit, so they are
+/// written out once here and prepared once per connection.
+fn run_fixed<Q>(c: &mut DbConnection, q: Q) -> QueryResult<usize>
+where
+    Q: QueryFragment<diesel::sqlite::Sqlite> + QueryFragment<diesel::pg::Pg> + QueryId,
+    Q: RunQueryDsl<diesel::SqliteConnection> + RunQueryDsl<diesel::PgConnection>,
+{
+    match c {
+        DbConnection::Sqlite(c) => q.execute(c),
+        DbConnection::Pg(c) => q.execute(c),
+    }
+}
+
+/// Takes the head's row lock (PostgreSQL: serialises chain appends across instances) and
+/// the write lock at once (SQLite).
+struct LockHead;
+
+impl QueryId for LockHead {
+    type QueryId = LockHead;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB: Backend> QueryFragment<DB> for LockHead {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE audit_head SET seq = seq WHERE id = 1");
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for LockHead {}
+
+/// Moves the stored head to the group's last entry.
+struct SetHead<'a> {
+    seq: i64,
+    hash: &'a str,
+}
+
+impl QueryId for SetHead<'_> {
+    type QueryId = SetHead<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for SetHead<'_>
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<Text>,
+    i64: ToSql<BigInt, DB>,
+    str: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE audit_head SET seq = ");
+        out.push_bind_param::<BigInt, _>(&self.seq)?;
+        out.push_sql(", hash = ");
+        out.push_bind_param::<Text, _>(self.hash)?;
+        out.push_sql(" WHERE id = 1");
+        Ok(())
+    }
+}
+
+impl<C> RunQueryDsl<C> for SetHead<'_> {}

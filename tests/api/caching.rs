@@ -132,3 +132,69 @@ async fn a_report_erased_outside_the_server_stops_being_served_within_the_poll_i
     assert_eq!(status, StatusCode::NOT_FOUND, "after {took:?}: {body}");
     assert!(!body.to_string().contains("CACHE-"), "{body}");
 }
+
+#[tokio::test]
+async fn every_reader_gets_from_the_cached_copy_exactly_what_the_database_gives_them() {
+    let app = spawn_app().await;
+    let id = lagesbild(&app).await;
+    let path = format!("/api/v1/situation-reports/{id}");
+    // All sections, two, the general one only, and none at all (404).
+    let readers = ["polis1", "vakt1", "vakt2", "soc1", "admin1", "revisor1"];
+    let mut tokens = Vec::new();
+    for reader in readers {
+        tokens.push(app.token(reader).await);
+    }
+    // From the database: posting a report before each read drops the cached copy.
+    let mut fresh = Vec::new();
+    for token in &tokens {
+        lagesbild(&app).await;
+        let r = app.get(&path, token).await;
+        fresh.push((r.status, r.text));
+    }
+    assert!(fresh[0].1.contains("CACHE-POLICE-ONLY"), "{}", fresh[0].1);
+    assert!(fresh[1].1.contains("CACHE-ON-SITE"), "{}", fresh[1].1);
+    assert!(!fresh[1].1.contains("CACHE-POLICE-ONLY"), "{}", fresh[1].1);
+    assert!(fresh.iter().any(|(s, _)| *s == StatusCode::NOT_FOUND));
+    // From one cached copy, in both orders: the first sweep caches the copy and every
+    // session, the second is answered from memory alone. The answer serialised for one
+    // set of parts is never handed to a reader with another.
+    let forward: Vec<usize> = (0..readers.len()).collect();
+    let backward: Vec<usize> = forward.iter().rev().copied().collect();
+    for order in [forward, backward] {
+        lagesbild(&app).await;
+        for _sweep in 0..2 {
+            for &i in &order {
+                let r = app.get(&path, &tokens[i]).await;
+                assert_eq!(
+                    (r.status, &r.text),
+                    (fresh[i].0, &fresh[i].1),
+                    "{}",
+                    readers[i]
+                );
+                if r.status == StatusCode::OK {
+                    assert_eq!(r.headers["content-type"], "application/json");
+                }
+            }
+        }
+    }
+    // Every read is on record, and each reader's five name the same parts.
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(
+            &format!("/api/v1/audit?record={id}&action=read&limit=100"),
+            &auditor,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = r.json["items"].as_array().cloned().unwrap_or_default();
+    for reader in readers {
+        let reads: Vec<&Value> = items.iter().filter(|e| e["actor"] == reader).collect();
+        assert_eq!(reads.len(), 5, "{reader}: {reads:?}");
+        assert!(
+            reads
+                .iter()
+                .all(|e| e["parts"] == reads[0]["parts"] && e["outcome"] == reads[0]["outcome"]),
+            "{reader}: {reads:?}"
+        );
+    }
+}
