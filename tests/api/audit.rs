@@ -359,3 +359,76 @@ async fn a_truncated_tail_breaks_the_chain() {
     assert!(!ok);
     assert!(out.contains("truncated"), "{out}");
 }
+
+/// Reads (whose entries a group commit writes together at its end) and writes (which
+/// write theirs at once, in their own savepoint) and an auditor's query, all in the same
+/// group commits: every entry is there once and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_committed_together_keep_every_entry_and_the_chain() {
+    let app = spawn_app().await;
+    let police = app.token("polis1").await;
+    let guard = app.token("vakt1").await;
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .post(
+            "/api/v1/situation-reports",
+            &police,
+            &json!({"place": "sergels-torg", "title": "T", "sections": [
+                {"audience": "general", "body": "G"}, {"audience": "on_site", "body": "O"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let report = r.json["id"].as_str().unwrap().to_owned();
+    // Every fourth request files an observation, every fifteenth is an auditor's query
+    // (which writes out the group's read entries before it copies their lookup keys),
+    // the rest read the lägesbild.
+    let mut tasks = Vec::new();
+    for i in 0..180 {
+        let client = app.client.clone();
+        let request = if i % 15 == 7 {
+            client
+                .get(app.url("/api/v1/audit?limit=1"))
+                .bearer_auth(&auditor)
+        } else if i % 4 == 0 {
+            client
+                .post(app.url("/api/v1/observations"))
+                .bearer_auth(&guard)
+                .json(
+                    &json!({"place": "sergels-torg", "observed_at": "2026-11-01T21:00:00Z",
+                              "category": "drug_use", "description": "MIXED"}),
+                )
+        } else {
+            client
+                .get(app.url(&format!("/api/v1/situation-reports/{report}")))
+                .bearer_auth(&guard)
+        };
+        tasks.push(tokio::spawn(async move {
+            request.send().await.map(|r| r.status())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task").expect("response"));
+    }
+    assert!(statuses.iter().all(|s| s.is_success()), "{statuses:?}");
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let read = statuses.len() - created - 12;
+    let (ok, out) = verify_cli(&app);
+    assert!(ok, "{out}");
+    let count = |filter: String| {
+        let app = &app;
+        let auditor = auditor.clone();
+        async move {
+            let r = app
+                .get(&format!("/api/v1/audit/export?{filter}"), &auditor)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.text.lines().filter(|l| !l.trim().is_empty()).count()
+        }
+    };
+    assert_eq!(count(format!("record={report}&action=read")).await, read);
+    assert_eq!(count("actor=vakt1&action=create".into()).await, created);
+}
