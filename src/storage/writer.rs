@@ -1,14 +1,13 @@
 //! The write path. Every write and every audit entry goes through one writer thread per
 //! instance, which runs the queued jobs of many requests in one transaction (group
 //! commit): one durable commit answers many requests, and a request is answered only
-//! after the commit that holds its audit entry.
+//! after the commit that holds its audit entry. The commit itself waits for the disk;
+//! whatever queues meanwhile rides the next one.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::backend::Backend;
 use diesel::prelude::*;
@@ -188,7 +187,7 @@ impl Writer {
 }
 
 /// The next group: the first job and whatever else is queued. No waiting for more (it
-/// was measured slower): what queues up during one commit or flush rides the next.
+/// was measured slower): what queues up during one commit rides the next.
 fn gather(first: Job, rx: &std_mpsc::Receiver<Job>) -> Vec<Job> {
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
@@ -200,96 +199,23 @@ fn gather(first: Job, rx: &std_mpsc::Receiver<Job>) -> Vec<Job> {
     batch
 }
 
-/// How a commit is made durable before its requests are answered.
-enum Durability {
-    /// The commit itself waits for the disk (PostgreSQL; SQLite without WAL).
-    Commit,
-    /// SQLite in WAL mode: the commit only writes the log (`synchronous = NORMAL`) and a
-    /// second thread flushes it to disk, then answers. The writer builds the next group
-    /// while the disk flushes the last one; one flush covers every commit before it.
-    Flusher {
-        tx: std_mpsc::Sender<(Vec<Completion>, bool)>,
-        state: Arc<FlushState>,
-    },
-}
-
-/// What the writer knows of the flusher, to time its commits.
-struct FlushState {
-    /// Commits handed over and not yet on disk. Counted up by the writer before the
-    /// hand-off, so a flusher that has not woken up yet never looks idle.
-    inflight: AtomicUsize,
-    /// When the flush under way began, and how long flushes take (moving average), in
-    /// nanoseconds since `epoch`.
-    started: AtomicU64,
-    typical: AtomicU64,
-    epoch: Instant,
-}
-
-impl FlushState {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
-    }
-}
-
-/// What the writer does with its open commit next.
-enum Next {
-    Commit,
-    /// Keep it open and run what arrives meanwhile, for at most this long.
-    Wait(Duration),
-}
-
-impl Durability {
-    /// Commit when the flusher is idle, or just in time for the flush under way to end
-    /// (`commit_takes` before): the next flush then starts at once, without a gap for
-    /// this commit, and everything that arrived while the disk was busy rides along.
-    fn next(&self, commit_takes: u64) -> Next {
-        let Durability::Flusher { state, .. } = self else {
-            return Next::Commit;
-        };
-        match state.inflight.load(Ordering::Acquire) {
-            0 => Next::Commit,
-            1 => {
-                let ends =
-                    state.started.load(Ordering::Acquire) + state.typical.load(Ordering::Relaxed);
-                let left = ends.saturating_sub(state.now() + commit_takes);
-                if left == 0 {
-                    Next::Commit
-                } else {
-                    Next::Wait(JOIN_WAIT.min(Duration::from_nanos(left)))
-                }
-            }
-            // One flushing and one waiting for it already: a third would not be sooner.
-            _ => Next::Wait(JOIN_WAIT),
-        }
-    }
-}
-
-/// While the flusher is busy, how often the writer wakes to run the jobs that arrived
-/// (so they are done before the flush ends); the flusher wakes it at once when it is done.
-/// Jobs do not wake the writer one by one meanwhile: a thread switch per job cost more
-/// than the job.
-const JOIN_WAIT: Duration = Duration::from_micros(50);
-/// Entries appended before the writer copies their lookup keys into `audit_keys` (see
-/// [`audit::index_keys`]): one batch writes a few dozen index pages where as many entries
-/// committed one group at a time wrote a few hundred. `SAMVERKAN_AUDIT_INDEX_EVERY`.
-pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 /// Group commits between two checkpoints of the log into the database file.
 const CHECKPOINT_EVERY: u64 = 32;
 /// The log size (pages) at which a commit checkpoints by itself, if the checkpointer
 /// thread has fallen behind or is gone (SQLite's own default is 1,000).
 const AUTOCHECKPOINT_PAGES: u32 = 20_000;
+/// Entries appended before the writer copies their lookup keys into `audit_keys` (see
+/// [`audit::index_keys`]): one batch writes a few dozen index pages where as many entries
+/// committed one group at a time wrote a few hundred. `SAMVERKAN_AUDIT_INDEX_EVERY`.
+pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 
-/// An exponential moving average over the last eight or so samples.
-fn moving_average(average: u64, sample: u64) -> u64 {
-    average - average / 8 + sample / 8
-}
-
-/// Opens the writer's connection; on SQLite in WAL mode, also the log file's path.
-fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), super::StorageError> {
+/// Opens the writer's connection, and says whether it is SQLite in WAL mode (which gets
+/// a checkpointer thread).
+fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, bool), super::StorageError> {
     use diesel::connection::SimpleConnection;
     let mut conn = establish(url)?;
     if !url.is_sqlite() {
-        return Ok((conn, None));
+        return Ok((conn, false));
     }
     #[derive(QueryableByName)]
     struct Mode {
@@ -299,91 +225,16 @@ fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, Option<PathBuf>), sup
     let mode = diesel::sql_query("PRAGMA journal_mode")
         .get_result::<Mode>(&mut conn)?
         .journal_mode;
-    // The file SQLite really opened (a URL may be relative or a `file:` URI): its log
-    // is beside it. An in-memory database has none.
-    #[derive(QueryableByName)]
-    struct Database {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        name: String,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        file: String,
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Ok((conn, false));
     }
-    let file = diesel::sql_query("PRAGMA database_list")
-        .load::<Database>(&mut conn)?
-        .into_iter()
-        .find(|d| d.name == "main")
-        .map(|d| d.file)
-        .filter(|f| !f.is_empty());
-    let (true, Some(file)) = (mode.eq_ignore_ascii_case("wal"), file) else {
-        return Ok((conn, None));
-    };
-    // Safe only because every commit is flushed by the flusher before it is answered;
-    // the checkpointer thread copies the log, this connection only as a safety net.
+    // Every commit syncs the log (`synchronous = FULL`, set for every connection) before
+    // the writer answers it; the checkpointer thread copies the log, this connection
+    // only as a safety net.
     conn.batch_execute(&format!(
-        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+        "PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
     ))?;
-    Ok((conn, Some(PathBuf::from(format!("{file}-wal")))))
-}
-
-/// The flusher: fdatasync of the log file (any descriptor of the file will do: the
-/// flush is per file), then the answers of every group committed before it.
-fn flush_loop(
-    writer: thread::Thread,
-    wal: PathBuf,
-    rx: std_mpsc::Receiver<(Vec<Completion>, bool)>,
-    state: Arc<FlushState>,
-) {
-    let mut file: Option<(std::fs::File, u64)> = None;
-    while let Ok(first) = rx.recv() {
-        let mut groups = vec![first];
-        while let Ok(g) = rx.try_recv() {
-            groups.push(g);
-        }
-        let count = groups.len();
-        let flushed = if groups.iter().any(|(_, committed)| *committed) {
-            flush(&wal, &mut file)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, file = %wal.display(), "cannot flush the database log to disk");
-        }
-        for (completions, committed) in groups {
-            for done in completions {
-                done(committed && flushed.is_ok());
-            }
-        }
-        let took = state
-            .now()
-            .saturating_sub(state.started.load(Ordering::Acquire));
-        let typical = state.typical.load(Ordering::Relaxed);
-        state
-            .typical
-            .store(moving_average(typical, took), Ordering::Relaxed);
-        // A commit handed over meanwhile is flushed next, starting now.
-        state.started.store(state.now(), Ordering::Release);
-        state.inflight.fetch_sub(count, Ordering::AcqRel);
-        writer.unpark();
-        if flushed.is_err() {
-            // After a failed flush the kernel may have dropped the pages: nothing written
-            // since can be trusted to be on disk. Stop, as PostgreSQL does, rather than
-            // acknowledge writes that may be lost; a restart recovers from the log.
-            std::process::abort();
-        }
-    }
-}
-
-fn flush(wal: &std::path::Path, file: &mut Option<(std::fs::File, u64)>) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(wal)?.ino();
-    // The log file may be replaced (e.g. when every connection closed): follow it.
-    if file.as_ref().is_none_or(|(_, open)| *open != ino) {
-        *file = Some((std::fs::File::open(wal)?, ino));
-    }
-    match file {
-        Some((f, _)) => f.sync_data(),
-        None => Ok(()),
-    }
+    Ok((conn, true))
 }
 
 /// The checkpointer: copies the log into the database file on its own connection, so
@@ -425,50 +276,15 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
             }
         }
     };
-    let durability = match wal {
-        Some(wal) => {
-            let (tx, frx) = std_mpsc::channel();
-            let state = Arc::new(FlushState {
-                inflight: AtomicUsize::new(0),
-                started: AtomicU64::new(0),
-                typical: AtomicU64::new(0),
-                epoch: Instant::now(),
-            });
-            let flag = state.clone();
-            let writer = thread::current();
-            match thread::Builder::new()
-                .name("samverkan-flush".into())
-                .spawn(move || flush_loop(writer, wal, frx, flag))
-            {
-                Ok(_) => Durability::Flusher { tx, state },
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the flusher; committing with FULL sync");
-                    let _ = diesel::connection::SimpleConnection::batch_execute(
-                        &mut conn,
-                        "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 1000;",
-                    );
-                    Durability::Commit
-                }
-            }
-        }
-        None => Durability::Commit,
-    };
-    let checkpointer = match durability {
-        Durability::Flusher { .. } => start_checkpointer(&url),
-        Durability::Commit => None,
-    };
+    let checkpointer = if wal { start_checkpointer(&url) } else { None };
     let mut commits: u64 = 0;
-    // How long closing a group takes (moving average, ns): the writer starts that long
-    // before the flush under way is expected to end.
-    let mut commit_takes: u64 = 0;
     // The change counter as of the last commit; a new value means cached data may be stale.
     let mut seen_generation = None;
     while let Ok(first) = rx.recv() {
+        // Whatever queued while the last commit waited for the disk rides this one.
         let batch = gather(first, &rx);
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut generation = None;
-        let mut closing = Instant::now();
-        let mut indexing = Duration::ZERO;
         let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
             // Taking the row lock first serialises chain appends across instances
             // (PostgreSQL) and takes the write lock at once (SQLite).
@@ -482,32 +298,11 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
                 pending: Vec::new(),
             };
             let mut poisoned = false;
-            let mut pending = batch;
-            loop {
-                for job in pending.drain(..) {
-                    let (done, failed) = job(c, &mut group);
-                    completions.push(done);
-                    poisoned |= failed;
-                }
-                // While the flusher is still writing the last commit to disk, a job that
-                // arrives would wait for the next flush anyway: it joins this commit, so
-                // fewer, larger commits write fewer log pages for the same work. The
-                // commit closes just in time for the flush under way to end.
-                if completions.len() >= MAX_BATCH {
-                    break;
-                }
-                match durability.next(commit_takes) {
-                    Next::Commit => break,
-                    Next::Wait(at_most) => thread::park_timeout(at_most),
-                }
-                while completions.len() + pending.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => pending.push(job),
-                        Err(_) => break,
-                    }
-                }
+            for job in batch {
+                let (done, failed) = job(c, &mut group);
+                completions.push(done);
+                poisoned |= failed;
             }
-            closing = Instant::now();
             if !poisoned {
                 if let Err(e) = group.write_pending(c) {
                     tracing::error!(error = %e, "cannot write audit entries");
@@ -521,11 +316,9 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
             if head.seq - indexed >= index_every {
                 // In a savepoint: a failure here loses no entry, only delays the keys
                 // (the next batch, or an auditor's query, copies them).
-                let started = Instant::now();
                 if let Err(e) = c.transaction(|c| audit::index_keys(c, head.seq)) {
                     tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
                 }
-                indexing = started.elapsed();
             }
             run_fixed(
                 c,
@@ -537,10 +330,8 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
             generation = Some(stored_generation(c)?);
             Ok(())
         });
-        // A key batch (one commit in some hundreds) takes milliseconds: counted in, it
-        // would make the next dozens of commits close far too early.
-        let took = closing.elapsed().saturating_sub(indexing).as_nanos() as u64;
-        commit_takes = moving_average(commit_takes, took);
+        // The commit has returned: on PostgreSQL and on SQLite (`synchronous = FULL`)
+        // that means it is on disk.
         let committed = match result {
             Ok(()) => true,
             Err(e) => {
@@ -562,26 +353,8 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
             // Full means one is already asked for: nothing to add.
             let _ = checkpointer.try_send(());
         }
-        match &durability {
-            Durability::Flusher { tx: flusher, state } => {
-                if state.inflight.fetch_add(1, Ordering::AcqRel) == 0 {
-                    state.started.store(state.now(), Ordering::Release);
-                }
-                if let Err(std_mpsc::SendError((completions, _))) =
-                    flusher.send((completions, committed))
-                {
-                    tracing::error!("the flusher stopped");
-                    state.inflight.fetch_sub(1, Ordering::AcqRel);
-                    for done in completions {
-                        done(false);
-                    }
-                }
-            }
-            Durability::Commit => {
-                for done in completions {
-                    done(committed);
-                }
-            }
+        for done in completions {
+            done(committed);
         }
         if !committed {
             // The connection may be gone (database restarted): get a fresh one.
