@@ -141,8 +141,9 @@ bench_backend() {
     cp "$WORK/wrk-healthz (baseline).txt" "$WORK/round-$round-healthz.txt"
     run_wrk "guard GET lägesbild" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report" >/dev/null
     cp "$WORK/wrk-guard GET lägesbild.txt" "$WORK/round-$round-get.txt"
-    local h g; h=$(summarise <"$WORK/round-$round-healthz.txt" | cut -d' ' -f1); g=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f1)
-    ratios+=("$(awk -v g="$g" -v h="$h" 'BEGIN {printf "%.3f", g / h}') $round $h $g")
+    local h g p99; h=$(summarise <"$WORK/round-$round-healthz.txt" | cut -d' ' -f1); g=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f1)
+    p99=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f3)
+    ratios+=("$(awk -v g="$g" -v h="$h" 'BEGIN {printf "%.3f", g / h}') $round $h $g $p99")
     # run_wrk appended both rows to the table: keep only the chosen round's, below.
     head -n -2 "$WORK/table" >"$WORK/table.tmp" && mv "$WORK/table.tmp" "$WORK/table"
   done
@@ -154,7 +155,7 @@ bench_backend() {
   done
   printf '| %s | GET ÷ healthz (median of %s rounds) | 32 | %s | – | – |\n' "$BACKEND" "$ROUNDS" \
     "$(printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) {print $1}')" | tee -a "$WORK/table"
-  printf '%s\n' "${ratios[@]}" | sort -k2 -n | awk -v b="$BACKEND" '{printf "%s round %s: healthz %s req/s, GET %s req/s, ratio %s\n", b, $2, $3, $4, $1}' >>"$WORK/rounds"
+  printf '%s\n' "${ratios[@]}" | sort -k2 -n | awk -v b="$BACKEND" '{printf "%s round %s: healthz %s req/s, GET %s req/s (p99 %s), ratio %s\n", b, $2, $3, $4, $5, $1}' >>"$WORK/rounds"
   TOKEN=$vakt run_wrk "guard POST observation" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
 
   stop_server
