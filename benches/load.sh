@@ -8,13 +8,18 @@
 #   1. /healthz                                  the baseline, 32 connections
 #   2. a guard's GET of one lägesbild            token check, a policy decision per section,
 #                                                audit entry durable before the answer
-#      (1 and 2 alternate BENCH_ROUNDS times, default 5; the table shows the round with
-#      the median GET ÷ healthz ratio and every round is listed under it)
+#      (1 and 2 alternate until BENCH_ROUNDS rounds, default 5, ran undisturbed: with the
+#      hypervisor's steal at most BENCH_MAX_STEAL %, default 5, during the read; at most
+#      BENCH_MAX_ROUNDS, default 3 × BENCH_ROUNDS. The table shows the undisturbed round
+#      with the median GET ÷ healthz ratio; every round is listed under it, with its steal)
 #   3. guards filing observations (POST)         write + audit, durable
 #   4. police listing the newest 50 observations at a place, at 10k and at 1M observations
 #      (with 10M audit entries for the 1M run)
 #   5. a flood of wrong-password logins, while a guard reads and a user signs in
-# and the server's peak resident memory over the run. Needs wrk (installed from Debian's
+# and the server's peak resident memory over the run. Each row also gives the CPU the
+# hypervisor took away during it ("steal" in /proc/stat; on this VM it follows disk I/O
+# and swings from 0 to 40 % between runs); a run with more than BENCH_MAX_STEAL % is run
+# again, up to 3 times, and the least disturbed run is shown. Needs wrk (installed from Debian's
 # packages if missing), sqlite3 and psql (PostgreSQL at 127.0.0.1:5432, trust auth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +27,8 @@ cd "$(dirname "$0")/.."
 BACKENDS=${1:-both}
 DURATION=${BENCH_DURATION:-10s}
 ROUNDS=${BENCH_ROUNDS:-5}
+MAX_ROUNDS=${BENCH_MAX_ROUNDS:-$((ROUNDS * 3))}
+MAX_STEAL=${BENCH_MAX_STEAL:-5}
 PORT=${BENCH_PORT:-18080}
 BASE="http://127.0.0.1:$PORT"
 PG_ADMIN=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -58,6 +65,14 @@ start_server() { # $1 = DATABASE_URL, rest = extra env
 login() { curl -fs "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
   -d "{\"username\":\"$1\",\"password\":\"$PASSWORD\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
 
+# Percent of the CPU time between two /proc/stat "cpu" lines that the hypervisor took.
+steal_percent() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x); split(b, y); t = 0
+    for (i = 2; i <= 9 && i <= n; i++) t += y[i] - x[i]
+    printf "%.1f", (t > 0 ? 100 * (y[9] - x[9]) / t : 0) }'
+}
+
 # wrk output → "rps p50 p99 errors"
 summarise() {
   awk '
@@ -68,12 +83,25 @@ summarise() {
     END {printf "%s %s %s %d\n", rps, p50, p99, err+0}'
 }
 
+# Runs one scenario; a run in which the hypervisor took more than MAX_STEAL % of the CPU
+# is run again (TRIES times in all, default 3) and the least disturbed run is the row.
+# The row's last column is that run's steal; LAST_STEAL keeps it for the caller.
 run_wrk() { # name, connections, extra wrk args…
   local name=$1 conns=$2; shift 2
-  local out; out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency "$@")
-  echo "$out" >"$WORK/wrk-$name.txt"
-  read -r rps p50 p99 err <<<"$(echo "$out" | summarise)"
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$BACKEND" "$name" "$conns" "$rps" "$p50 / $p99" "$err" | tee -a "$WORK/table"
+  local try best="" best_steal="" cpu0 out steal
+  for try in $(seq 1 "${TRIES:-3}"); do
+    cpu0=$(head -1 /proc/stat)
+    out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency "$@")
+    steal=$(steal_percent "$cpu0" "$(head -1 /proc/stat)")
+    if [ -z "$best_steal" ] || awk -v a="$steal" -v b="$best_steal" 'BEGIN {exit !(a < b)}'; then
+      best=$out; best_steal=$steal
+    fi
+    awk -v s="$best_steal" -v m="$MAX_STEAL" 'BEGIN {exit !(s <= m)}' && break
+  done
+  LAST_STEAL=$best_steal
+  echo "$best" >"$WORK/wrk-$name.txt"
+  read -r rps p50 p99 err <<<"$(echo "$best" | summarise)"
+  printf '| %s | %s | %s | %s | %s | %s | %s %% |\n' "$BACKEND" "$name" "$conns" "$rps" "$p50 / $p99" "$err" "$best_steal" | tee -a "$WORK/table"
 }
 
 seed_observations() { # url, target count
@@ -133,29 +161,42 @@ bench_backend() {
     | sed -E 's/.*"id":"([^"]+)".*/\1/')
 
   # The ratio drifts with whatever else the machine does, so the baseline and the read
-  # alternate, ROUNDS times each, and the table shows the round with the median ratio
-  # (every round is listed under the table).
-  local round ratios=()
-  for round in $(seq 1 "$ROUNDS"); do
-    run_wrk "healthz (baseline)" 32 "$BASE/healthz" >/dev/null
+  # alternate, and the table shows the round with the median ratio (every round is listed
+  # under the table). On a VM the host also takes CPU away ("steal" in /proc/stat), most
+  # while the guest does disk I/O; in a round where it took more than MAX_STEAL % during
+  # the read, that round is listed but another is run, until ROUNDS undisturbed rounds or
+  # MAX_ROUNDS in all.
+  local round=0 quiet=0 ratios=()
+  while [ "$quiet" -lt "$ROUNDS" ] && [ "$round" -lt "$MAX_ROUNDS" ]; do
+    round=$((round + 1))
+    TRIES=1 run_wrk "healthz (baseline)" 32 "$BASE/healthz" >/dev/null
     cp "$WORK/wrk-healthz (baseline).txt" "$WORK/round-$round-healthz.txt"
-    run_wrk "guard GET lägesbild" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report" >/dev/null
+    TRIES=1 run_wrk "guard GET lägesbild" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report" >/dev/null
+    local steal=$LAST_STEAL
     cp "$WORK/wrk-guard GET lägesbild.txt" "$WORK/round-$round-get.txt"
-    local h g p99; h=$(summarise <"$WORK/round-$round-healthz.txt" | cut -d' ' -f1); g=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f1)
+    local h g p99 ok; h=$(summarise <"$WORK/round-$round-healthz.txt" | cut -d' ' -f1); g=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f1)
     p99=$(summarise <"$WORK/round-$round-get.txt" | cut -d' ' -f3)
-    ratios+=("$(awk -v g="$g" -v h="$h" 'BEGIN {printf "%.3f", g / h}') $round $h $g $p99")
+    ok=$(awk -v s="$steal" -v m="$MAX_STEAL" 'BEGIN {print (s <= m) ? 1 : 0}')
+    quiet=$((quiet + ok))
+    ratios+=("$(awk -v g="$g" -v h="$h" 'BEGIN {printf "%.3f", g / h}') $round $h $g $p99 $steal $ok")
     # run_wrk appended both rows to the table: keep only the chosen round's, below.
     head -n -2 "$WORK/table" >"$WORK/table.tmp" && mv "$WORK/table.tmp" "$WORK/table"
   done
-  local median; median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) {print $2}')
+  # The median of the undisturbed rounds; of all rounds if none was undisturbed.
+  local pool=1 label="median of $quiet rounds with steal ≤ $MAX_STEAL %"
+  if [ "$quiet" -eq 0 ]; then pool=0; label="median of all $round rounds: every one had steal > $MAX_STEAL %"; fi
+  local chosen; chosen=$(printf '%s\n' "${ratios[@]}" | awk -v p="$pool" 'p == 0 || $7 == 1' | sort -n)
+  local n; n=$(echo "$chosen" | wc -l)
+  local median; median=$(echo "$chosen" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $2}')
   for f in healthz get; do
     local name conns=32; [ $f = healthz ] && name="healthz (baseline)" || name="guard GET lägesbild"
     read -r rps p50 p99 err <<<"$(summarise <"$WORK/round-$median-$f.txt")"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$BACKEND" "$name" "$conns" "$rps" "$p50 / $p99" "$err" | tee -a "$WORK/table"
+    local st="–"; [ $f = get ] && st="$(echo "$chosen" | awk -v m="$median" '$2 == m {print $6}') %"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$BACKEND" "$name" "$conns" "$rps" "$p50 / $p99" "$err" "$st" | tee -a "$WORK/table"
   done
-  printf '| %s | GET ÷ healthz (median of %s rounds) | 32 | %s | – | – |\n' "$BACKEND" "$ROUNDS" \
-    "$(printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) {print $1}')" | tee -a "$WORK/table"
-  printf '%s\n' "${ratios[@]}" | sort -k2 -n | awk -v b="$BACKEND" '{printf "%s round %s: healthz %s req/s, GET %s req/s (p99 %s), ratio %s\n", b, $2, $3, $4, $5, $1}' >>"$WORK/rounds"
+  printf '| %s | GET ÷ healthz (%s) | 32 | %s | – | – | – |\n' "$BACKEND" "$label" \
+    "$(echo "$chosen" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $1}')" | tee -a "$WORK/table"
+  printf '%s\n' "${ratios[@]}" | sort -k2 -n | awk -v b="$BACKEND" -v m="$median" '{printf "%s round %s: healthz %s req/s, GET %s req/s (p99 %s), ratio %s, steal %s %%%s%s\n", b, $2, $3, $4, $5, $1, $6, ($7 == 1) ? "" : " (disturbed: another round was run)", ($2 == m) ? " ← the table" : ""}' >>"$WORK/rounds"
   TOKEN=$vakt run_wrk "guard POST observation" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
 
   stop_server
@@ -176,15 +217,15 @@ bench_backend() {
   wrk -t1 -c64 -d"$DURATION" --latency -s benches/login_flood.lua "$BASE/api/v1/auth/login" >"$WORK/wrk-flood.txt" &
   local flood=$!
   sleep 1
-  run_wrk "guard GET lägesbild during login flood" 8 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
+  TRIES=1 run_wrk "guard GET lägesbild during login flood" 8 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
   local t0 t1; t0=$(date +%s%N); login falt1 >/dev/null; t1=$(date +%s%N)
   wait "$flood"
   read -r frps fp50 fp99 ferr <<<"$(summarise <"$WORK/wrk-flood.txt")"
-  printf '| %s | login flood (wrong passwords) | 64 | %s | %s / %s | %s (401/503 expected) |\n' "$BACKEND" "$frps" "$fp50" "$fp99" "$ferr" | tee -a "$WORK/table"
-  printf '| %s | a real login during the flood | 1 | – | %s ms | 0 |\n' "$BACKEND" "$(( (t1 - t0) / 1000000 ))" | tee -a "$WORK/table"
+  printf '| %s | login flood (wrong passwords) | 64 | %s | %s / %s | %s (401/503 expected) | – |\n' "$BACKEND" "$frps" "$fp50" "$fp99" "$ferr" | tee -a "$WORK/table"
+  printf '| %s | a real login during the flood | 1 | – | %s ms | 0 | – |\n' "$BACKEND" "$(( (t1 - t0) / 1000000 ))" | tee -a "$WORK/table"
   stop_server
   kill "$RSS_PID" 2>/dev/null || true
-  printf '| %s | peak server RSS | – | – | %s MB | – |\n' "$BACKEND" "$(( $(sort -n "$WORK/rss" | tail -1) / 1024 ))" | tee -a "$WORK/table"
+  printf '| %s | peak server RSS | – | – | %s MB | – | – |\n' "$BACKEND" "$(( $(sort -n "$WORK/rss" | tail -1) / 1024 ))" | tee -a "$WORK/table"
 }
 
 : >"$WORK/table"
@@ -199,11 +240,11 @@ esac
 {
   echo "## $(date -u +%Y-%m-%dT%H:%MZ) — $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, wrk -t2 on the same machine, $DURATION per run"
   echo
-  echo "| backend | scenario | conns | req/s | p50 / p99 | errors |"
-  echo "|---|---|---|---|---|---|"
+  echo "| backend | scenario | conns | req/s | p50 / p99 | errors | steal |"
+  echo "|---|---|---|---|---|---|---|"
   cat "$WORK/table"
   echo
-  echo "Rounds of the baseline and the guard's read (alternating; the table shows the median):"
+  echo "Rounds of the baseline and the guard's read (alternating; steal = CPU the hypervisor took during the read; the table shows the median undisturbed round):"
   echo
   sed 's/^/- /' "$WORK/rounds"
   echo
