@@ -28,6 +28,16 @@ pub const DEFAULT_PAGE: i64 = 50;
 /// Most stored rows one list request examines before it answers with a cursor to go on.
 pub const MAX_SCAN: usize = 2000;
 
+/// Rows a list reads in its next pass, `scanned` read so far and `last` in the pass
+/// before (0 before the first): first one page's worth, since most callers may see most
+/// of what they filter for and rows read beyond the page are thrown away (profiled: half
+/// of the police list's query time), then twice the last pass, never past `MAX_SCAN`.
+pub fn next_batch(limit: i64, last: i64, scanned: usize) -> i64 {
+    let left = MAX_SCAN.saturating_sub(scanned) as i64;
+    let want = if last == 0 { limit } else { last * 2 };
+    want.min(left).max(1)
+}
+
 /// Decides parts for one principal; every read and write asks this, nothing else.
 #[derive(Clone)]
 pub struct Decider {

@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    birth_year, format_time, parse_time, slug, text, Cursor, Decider, ListFilter, Shown, MAX_SCAN,
+    birth_year, format_time, next_batch, parse_time, slug, text, Cursor, Decider, ListFilter,
+    Shown, MAX_SCAN,
 };
 use crate::error::AppError;
 use crate::policy::{Action, Resource};
+use crate::storage::ids::in_ids;
 use crate::storage::models::{Observation, ObservationPerson, Organization, User};
 use crate::storage::schema::{observation_persons, observations, organizations, places, users};
 use crate::storage::{new_id, now_micros, DbConnection};
@@ -316,7 +318,7 @@ fn reporters(
     }
     let rows = users::table
         .inner_join(organizations::table)
-        .filter(users::id.eq_any(ids.iter().copied()))
+        .filter(in_ids(users::id, ids.iter().copied()))
         .select((User::as_select(), Organization::as_select()))
         .load::<(User, Organization)>(conn)?;
     Ok(rows
@@ -334,7 +336,10 @@ fn persons_of(
         return Ok(map);
     }
     let rows = observation_persons::table
-        .filter(observation_persons::observation_id.eq_any(ids))
+        .filter(in_ids(
+            observation_persons::observation_id,
+            ids.iter().copied(),
+        ))
         .order((
             observation_persons::observation_id,
             observation_persons::position,
@@ -405,9 +410,10 @@ pub fn list(
     let mut out = Vec::new();
     let mut cursor = f.cursor.clone();
     let mut scanned = 0usize;
-    let batch = (f.limit * 2).max(50);
+    let mut batch = 0;
     let mut memo = PartsMemo::default();
     loop {
+        batch = next_batch(f.limit, batch, scanned);
         let mut q = observations::table
             .select(Observation::as_select())
             .into_boxed();

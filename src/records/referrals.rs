@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    birth_year, format_time, opt_text, parse_time, slug, text, Cursor, Decider, ListFilter, Shown,
-    MAX_SCAN,
+    birth_year, format_time, next_batch, opt_text, parse_time, slug, text, Cursor, Decider,
+    ListFilter, Shown, MAX_SCAN,
 };
 use crate::error::AppError;
 use crate::policy::{Action, Resource};
+use crate::storage::ids::in_ids;
 use crate::storage::models::{Organization, Referral, ReferralConsent, ReferralFeedback, User};
 use crate::storage::schema::{
     organizations, referral_consents, referral_feedback, referrals, users,
@@ -413,7 +414,7 @@ fn consents_of(
         return Ok(map);
     }
     for c in referral_consents::table
-        .filter(referral_consents::referral_id.eq_any(ids))
+        .filter(in_ids(referral_consents::referral_id, ids.iter().copied()))
         .order(referral_consents::created_at.asc())
         .select(ReferralConsent::as_select())
         .load::<ReferralConsent>(conn)?
@@ -474,7 +475,7 @@ fn views(
     org_ids.sort_unstable();
     org_ids.dedup();
     let orgs: HashMap<String, String> = organizations::table
-        .filter(organizations::id.eq_any(&org_ids))
+        .filter(in_ids(organizations::id, org_ids.iter().copied()))
         .select((organizations::id, organizations::name))
         .load::<(String, String)>(conn)?
         .into_iter()
@@ -489,7 +490,10 @@ fn views(
     if !notes_ids.is_empty() {
         let rows = referral_feedback::table
             .inner_join(users::table)
-            .filter(referral_feedback::referral_id.eq_any(&notes_ids))
+            .filter(in_ids(
+                referral_feedback::referral_id,
+                notes_ids.iter().copied(),
+            ))
             .order(referral_feedback::created_at.asc())
             .select((ReferralFeedback::as_select(), users::username))
             .load::<(ReferralFeedback, String)>(conn)?;
@@ -516,7 +520,7 @@ fn views(
             .collect();
         if !recorders.is_empty() {
             usernames = users::table
-                .filter(users::id.eq_any(&recorders))
+                .filter(in_ids(users::id, recorders.iter().copied()))
                 .select((users::id, users::username))
                 .load::<(String, String)>(conn)?
                 .into_iter()
@@ -622,8 +626,9 @@ pub fn list(
     let mut out = Vec::new();
     let mut cursor = f.cursor.clone();
     let mut scanned = 0usize;
-    let batch = (f.limit * 2).max(50);
+    let mut batch = 0;
     loop {
+        batch = next_batch(f.limit, batch, scanned);
         let mut q = referrals::table.select(Referral::as_select()).into_boxed();
         if let Some(p) = &f.place {
             q = q.filter(referrals::place_id.eq(p.clone()));

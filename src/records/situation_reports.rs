@@ -11,9 +11,12 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{format_time, parse_time, slug, text, Cursor, Decider, ListFilter, Shown, MAX_SCAN};
+use super::{
+    format_time, next_batch, parse_time, slug, text, Cursor, Decider, ListFilter, Shown, MAX_SCAN,
+};
 use crate::error::AppError;
 use crate::policy::{Action, Resource};
+use crate::storage::ids::in_ids;
 use crate::storage::models::{ReportSection, SituationReport, User};
 use crate::storage::schema::{report_sections, situation_reports};
 use crate::storage::{new_id, now_micros, DbConnection};
@@ -290,7 +293,7 @@ fn load_sections(conn: &mut DbConnection, ids: &[&str]) -> Result<Vec<ReportSect
             .filter(report_sections::report_id.eq(*one))
             .load::<ReportSection>(conn)?,
         _ => q
-            .filter(report_sections::report_id.eq_any(ids))
+            .filter(in_ids(report_sections::report_id, ids.iter().copied()))
             .load::<ReportSection>(conn)?,
     })
 }
@@ -379,9 +382,10 @@ pub fn list(
     let mut out = Vec::new();
     let mut cursor = f.cursor.clone();
     let mut scanned = 0usize;
-    let batch = (f.limit * 2).max(50);
+    let mut batch = 0;
     let now = now_micros();
     loop {
+        batch = next_batch(f.limit, batch, scanned);
         let mut q = situation_reports::table
             .select(SituationReport::as_select())
             .into_boxed();

@@ -3,6 +3,7 @@
 //! async executor threads.
 
 pub mod cache;
+pub mod ids;
 pub mod models;
 pub mod schema;
 pub mod writer;
