@@ -38,7 +38,8 @@ pub struct AuditEntry {
     pub action: String,
     pub record_kind: Option<String>,
     pub record_id: Option<String>,
-    pub parts: Vec<String>,
+    /// The parts' names, comma-separated as stored (joined once, where the entry is made).
+    pub parts: String,
     pub outcome: String,
     pub request_id: Option<String>,
     pub purpose: Option<String>,
@@ -77,7 +78,14 @@ impl AuditEntry {
     }
 
     pub fn parts<S: AsRef<str>>(mut self, parts: &[S]) -> Self {
-        self.parts = parts.iter().map(|p| p.as_ref().to_owned()).collect();
+        let mut joined = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                joined.push(',');
+            }
+            joined.push_str(p.as_ref());
+        }
+        self.parts = joined;
         self
     }
 }
@@ -94,8 +102,9 @@ pub fn entry_hash(row: &AuditRow) -> String {
         h.update(s.as_bytes());
     };
     field(&row.prev_hash);
-    field(&row.seq.to_string());
-    field(&row.at.to_string());
+    let mut digits = [0u8; 20];
+    field(decimal(row.seq, &mut digits));
+    field(decimal(row.at, &mut digits));
     field(opt(&row.actor_id));
     field(opt(&row.actor_username));
     field(opt(&row.actor_org_id));
@@ -108,7 +117,29 @@ pub fn entry_hash(row: &AuditRow) -> String {
     field(opt(&row.request_id));
     field(opt(&row.purpose));
     field(opt(&row.client));
-    hex::encode(h.finalize())
+    lower_hex(&h.finalize())
+}
+
+/// `n` in decimal, written into `buf` (no allocation: this runs once per entry).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &str {
+    use std::io::Write;
+    let mut rest = &mut buf[..];
+    // 20 bytes hold every i64 ("-9223372036854775808"), so the write cannot run short.
+    let _ = write!(rest, "{n}");
+    let len = 20 - rest.len();
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
+}
+
+/// Lower-case hex, as `hex::encode` writes it, into one allocation of the right size
+/// (`hex::encode` pushes char by char through an iterator: a third of the entry hash).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    s
 }
 
 /// Appends `entry` after `head` and moves `head` on. Called by the writer only.
@@ -164,7 +195,7 @@ pub fn chain(
             action: entry.action,
             record_kind: entry.record_kind,
             record_id: entry.record_id,
-            parts: entry.parts.join(","),
+            parts: entry.parts,
             outcome: entry.outcome,
             request_id: entry.request_id,
             purpose: entry.purpose,
@@ -459,4 +490,20 @@ pub fn check_anchor(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_entry_hash_formats_numbers_and_digests_as_before() {
+        let mut buf = [0u8; 20];
+        for n in [0, 1, -1, 42, 1_796_246_165_569_406, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+        let digest = Sha256::digest(b"samverkan");
+        assert_eq!(lower_hex(&digest), hex::encode(digest));
+        assert_eq!(lower_hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
+    }
 }
