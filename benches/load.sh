@@ -38,7 +38,7 @@ PASSWORD=bench-password-1234
 KEYS="bench:$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 64)"
 WORK=$(mktemp -d /tmp/samverkan-bench.XXXXXX)
 RESULTS=benches/results.md
-BIN=target/release/samverkan
+BIN=${CARGO_TARGET_DIR:-target}/release/samverkan
 
 command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
 cargo build --release -q
@@ -58,7 +58,9 @@ start_server() { # $1 = DATABASE_URL, rest = extra env
       "$BIN" serve --demo --bind "127.0.0.1:$PORT" >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -fs "$BASE/readyz" >/dev/null
+  if ! curl -fs "$BASE/readyz" >/dev/null; then
+    echo "the server did not become ready on $BASE; its log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1
+  fi
   # Peak RSS of the server, sampled every 200 ms.
   ( while kill -0 "$SERVER_PID" 2>/dev/null; do ps -o rss= -p "$SERVER_PID" >>"$WORK/rss" 2>/dev/null || true; sleep 0.2; done ) &
   RSS_PID=$!
