@@ -1,34 +1,103 @@
 //! Administration of organisations, places and users, shared by the admin API and the
-//! `samverkan admin` commands. Admins manage accounts; they never read case content.
+//! `samverkan admin` commands. Admins manage accounts; they never read case content, nor
+//! a guard's pseudonym (only the police resolve one, through an observation's
+//! `reporter_identity`). Every change returns its changed fields before and after, for
+//! the audit entry (never a password or its hash).
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use crate::error::AppError;
-use crate::records::{slug, text};
+use crate::fields::{slug, text};
+use crate::policy::{Action, OrganizationKind, PolicyEngine, PrincipalAttrs, Resource, Role};
 use crate::storage::models::{Organization, Place, User, UserPlace};
 use crate::storage::schema::{organizations, places, user_places, users};
 use crate::storage::{new_id, now_micros, DbConnection};
 
-pub const ROLES: &[&str] = &[
-    "police_officer",
-    "police_analyst",
-    "guard",
-    "social_worker",
-    "outreach_worker",
-    "coordinator",
-    "auditor",
-    "admin",
-];
-pub const ORG_KINDS: &[&str] = &[
-    "police",
-    "security",
-    "social_services",
-    "outreach",
-    "municipality",
-];
 const MAX_PLACES_PER_USER: usize = 100;
+
+/// The fields that changed, before and after: `{"before": {…}, "after": {…}}`.
+#[derive(Debug, Default)]
+pub struct Changes {
+    before: Map<String, Value>,
+    after: Map<String, Value>,
+}
+
+impl Changes {
+    /// Notes a field, if it changed.
+    pub fn field(&mut self, name: &str, before: Value, after: Value) {
+        if before != after {
+            self.before.insert(name.to_owned(), before);
+            self.after.insert(name.to_owned(), after);
+        }
+    }
+
+    /// Notes a field of something new.
+    pub fn created(&mut self, name: &str, after: Value) {
+        self.after.insert(name.to_owned(), after);
+    }
+
+    pub fn into_json(self) -> Value {
+        if self.before.is_empty() {
+            json!({ "after": self.after })
+        } else {
+            json!({ "before": self.before, "after": self.after })
+        }
+    }
+}
+
+/// Who acts for the command line and the demo seeding: an administrator no account is
+/// (the operator of the host), for the questions the policy asks about accounts.
+pub fn operator() -> PrincipalAttrs {
+    PrincipalAttrs {
+        user_id: "~operator".into(),
+        role: Role::Admin.as_str().into(),
+        organization_id: "~operator".into(),
+        organization_kind: OrganizationKind::Municipality.as_str().into(),
+        mandated_reporter: false,
+        places: Vec::new(),
+    }
+}
+
+/// Whether `actor` may give an account (`user_id`) this role in an organisation of this
+/// kind — the policy's `administer` on an `Account`. A refusal says why: a 400 naming the
+/// organisation kinds the role belongs to, or a 403 when the actor may not change this
+/// account at all (their own: nobody changes their own access).
+pub fn check_account(
+    engine: &PolicyEngine,
+    actor: &PrincipalAttrs,
+    user_id: &str,
+    role: &str,
+    org_kind: &str,
+) -> Result<(), AppError> {
+    let account = |user_id: &str, kind: &str| Resource::Account {
+        user_id: user_id.to_owned(),
+        role: role.to_owned(),
+        organization_kind: kind.to_owned(),
+    };
+    if engine.is_allowed(actor, Action::Administer, &account(user_id, org_kind)) {
+        return Ok(());
+    }
+    // Asked again for another account: the kinds the policy lets this role belong to.
+    const ANOTHER: &str = "~another-account";
+    let kinds: Vec<&str> = OrganizationKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| engine.is_allowed(actor, Action::Administer, &account(ANOTHER, k)))
+        .collect();
+    if kinds.is_empty() || kinds.contains(&org_kind) {
+        return Err(AppError::Forbidden);
+    }
+    Err(AppError::bad_request(
+        "role_not_for_organization",
+        format!(
+            "a {role} belongs to an organisation of kind {}; this organisation is of kind {org_kind}",
+            kinds.join(" or ")
+        ),
+    ))
+}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +154,8 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
-/// An account as admins see it (never a password hash).
+/// An account as admins see it: never a password hash, never the pseudonym (the link
+/// pseudonym ↔ person is what OSL 35:1 protects; only the police resolve it).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {
     pub id: String,
@@ -95,7 +165,6 @@ pub struct UserView {
     pub role: String,
     pub places: Vec<String>,
     pub disabled: bool,
-    pub pseudonym: String,
 }
 
 pub fn username(value: &str) -> Result<String, AppError> {
@@ -114,14 +183,13 @@ pub fn username(value: &str) -> Result<String, AppError> {
     Ok(v.to_owned())
 }
 
-fn role(value: &str) -> Result<String, AppError> {
-    if ROLES.contains(&value) {
-        Ok(value.to_owned())
-    } else {
-        Err(AppError::bad_request(
+pub fn role(value: &str) -> Result<String, AppError> {
+    match Role::parse(value) {
+        Some(r) => Ok(r.as_str().to_owned()),
+        None => Err(AppError::bad_request(
             "invalid_role",
-            format!("role must be one of: {}", ROLES.join(", ")),
-        ))
+            format!("role must be one of: {}", Role::listed()),
+        )),
     }
 }
 
@@ -177,15 +245,35 @@ pub fn load_org(conn: &mut DbConnection, id: &str) -> Result<Organization, AppEr
         })
 }
 
+/// The organisation as the audit trail records it.
+fn org_fields(c: &mut Changes, before: Option<&Organization>, after: &Organization) {
+    match before {
+        None => {
+            c.created("id", json!(after.id));
+            c.created("name", json!(after.name));
+            c.created("kind", json!(after.kind));
+            c.created("mandated_reporter", json!(after.mandated_reporter));
+        }
+        Some(b) => {
+            c.field("name", json!(b.name), json!(after.name));
+            c.field(
+                "mandated_reporter",
+                json!(b.mandated_reporter),
+                json!(after.mandated_reporter),
+            );
+        }
+    }
+}
+
 pub fn create_organization(
     conn: &mut DbConnection,
     v: &NewOrganization,
-) -> Result<Organization, AppError> {
+) -> Result<(Organization, Changes), AppError> {
     let name = text("name", &v.name, 1, 200)?;
-    if !ORG_KINDS.contains(&v.kind.as_str()) {
+    if OrganizationKind::parse(&v.kind).is_none() {
         return Err(AppError::bad_request(
             "invalid_kind",
-            format!("kind must be one of: {}", ORG_KINDS.join(", ")),
+            format!("kind must be one of: {}", OrganizationKind::listed()),
         ));
     }
     let id = match &v.id {
@@ -203,20 +291,23 @@ pub fn create_organization(
         .values(&org)
         .execute(conn)
         .map_err(|e| conflict_on_unique(e.into(), "an organisation with that id or name"))?;
-    Ok(org)
+    let mut changes = Changes::default();
+    org_fields(&mut changes, None, &org);
+    Ok((org, changes))
 }
 
 pub fn update_organization(
     conn: &mut DbConnection,
     id: &str,
     p: &OrganizationPatch,
-) -> Result<Organization, AppError> {
-    let mut org = organizations::table
+) -> Result<(Organization, Changes), AppError> {
+    let before = organizations::table
         .filter(organizations::id.eq(id))
         .select(Organization::as_select())
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)?;
+    let mut org = before.clone();
     if let Some(n) = &p.name {
         org.name = text("name", n, 1, 200)?;
     }
@@ -230,10 +321,12 @@ pub fn update_organization(
         ))
         .execute(conn)
         .map_err(|e| conflict_on_unique(e.into(), "an organisation with that name"))?;
-    Ok(org)
+    let mut changes = Changes::default();
+    org_fields(&mut changes, Some(&before), &org);
+    Ok((org, changes))
 }
 
-pub fn create_place(conn: &mut DbConnection, v: &NewPlace) -> Result<Place, AppError> {
+pub fn create_place(conn: &mut DbConnection, v: &NewPlace) -> Result<(Place, Changes), AppError> {
     let basomrade = text("basomrade", &v.basomrade, 1, 20)?;
     let place = Place {
         id: slug("id", &v.id)?,
@@ -245,7 +338,11 @@ pub fn create_place(conn: &mut DbConnection, v: &NewPlace) -> Result<Place, AppE
         .values(&place)
         .execute(conn)
         .map_err(|e| conflict_on_unique(e.into(), "a place with that id"))?;
-    Ok(place)
+    let mut changes = Changes::default();
+    changes.created("id", json!(place.id));
+    changes.created("name", json!(place.name));
+    changes.created("basomrade", json!(place.basomrade));
+    Ok((place, changes))
 }
 
 fn check_places(conn: &mut DbConnection, wanted: &[String]) -> Result<Vec<String>, AppError> {
@@ -274,6 +371,14 @@ fn check_places(conn: &mut DbConnection, wanted: &[String]) -> Result<Vec<String
     Ok(ids)
 }
 
+fn places_of(conn: &mut DbConnection, user_id: &str) -> Result<Vec<String>, AppError> {
+    Ok(user_places::table
+        .filter(user_places::user_id.eq(user_id))
+        .order(user_places::place_id.asc())
+        .select(user_places::place_id)
+        .load::<String>(conn)?)
+}
+
 fn set_places(conn: &mut DbConnection, user_id: &str, ids: &[String]) -> Result<(), AppError> {
     diesel::delete(user_places::table.filter(user_places::user_id.eq(user_id))).execute(conn)?;
     for p in ids {
@@ -287,15 +392,24 @@ fn set_places(conn: &mut DbConnection, user_id: &str, ids: &[String]) -> Result<
     Ok(())
 }
 
+/// Asked before an account is created or its access changes: may it have this role in an
+/// organisation of this kind (see [`check_account`])? Arguments: the account's user id,
+/// role and organisation kind as they would be.
+pub type AccountCheck<'a> = &'a dyn Fn(&str, &str, &str) -> Result<(), AppError>;
+
 /// Creates a user with an already computed password hash.
 pub fn create_user(
     conn: &mut DbConnection,
     v: &NewUser,
     password_hash: String,
-) -> Result<User, AppError> {
+    check: AccountCheck<'_>,
+) -> Result<(User, Changes), AppError> {
     let uname = username(&v.username)?;
+    let role = role(&v.role)?;
     let org = load_org(conn, &v.organization)?;
     let places = check_places(conn, &v.places)?;
+    let id = new_id();
+    check(&id, &role, &org.kind)?;
     let now = now_micros();
     // A stable pseudonym per user, e.g. OV-7F3A, for other organisations to see.
     let mut pseudonym = String::new();
@@ -318,11 +432,11 @@ pub fn create_user(
         return Err(AppError::internal("no free pseudonym"));
     }
     let user = User {
-        id: new_id(),
+        id,
         username: uname,
         display_name: text("display_name", &v.display_name, 1, 200)?,
         organization_id: org.id,
-        role: role(&v.role)?,
+        role,
         password_hash,
         disabled: false,
         token_epoch: 0,
@@ -335,7 +449,14 @@ pub fn create_user(
         .execute(conn)
         .map_err(|e| conflict_on_unique(e.into(), "a user with that username"))?;
     set_places(conn, &user.id, &places)?;
-    Ok(user)
+    let mut changes = Changes::default();
+    changes.created("username", json!(user.username));
+    changes.created("display_name", json!(user.display_name));
+    changes.created("organization", json!(user.organization_id));
+    changes.created("role", json!(user.role));
+    changes.created("places", json!(places));
+    changes.created("disabled", json!(false));
+    Ok((user, changes))
 }
 
 pub fn find_user(conn: &mut DbConnection, uname: &str) -> Result<Option<User>, AppError> {
@@ -346,67 +467,94 @@ pub fn find_user(conn: &mut DbConnection, uname: &str) -> Result<Option<User>, A
         .optional()?)
 }
 
-/// Applies a patch; returns whether the user's sessions must end (disabled or new password).
+/// What an update did: the changed fields, and whether the user's sessions must end
+/// (disabled, or a new password).
+pub struct Updated {
+    pub changes: Changes,
+    pub end_sessions: bool,
+}
+
+/// Applies a patch. A change to the role, organisation, places or disabled flag is
+/// asked about first (`check`), with the account as it would be afterwards.
 pub fn update_user(
     conn: &mut DbConnection,
     user: &User,
     p: &UserPatch,
     new_hash: Option<String>,
-) -> Result<bool, AppError> {
+    check: AccountCheck<'_>,
+) -> Result<Updated, AppError> {
     let now = now_micros();
-    if let Some(n) = &p.display_name {
-        let n = text("display_name", n, 1, 200)?;
-        diesel::update(users::table.filter(users::id.eq(&user.id)))
-            .set(users::display_name.eq(n))
-            .execute(conn)?;
+    let role = match &p.role {
+        Some(r) => role(r)?,
+        None => user.role.clone(),
+    };
+    let org = load_org(
+        conn,
+        p.organization.as_deref().unwrap_or(&user.organization_id),
+    )?;
+    let places_before = places_of(conn, &user.id)?;
+    let places = match &p.places {
+        Some(ps) => check_places(conn, ps)?,
+        None => places_before.clone(),
+    };
+    let display_name = match &p.display_name {
+        Some(n) => text("display_name", n, 1, 200)?,
+        None => user.display_name.clone(),
+    };
+    let disabled = p.disabled.unwrap_or(user.disabled);
+    let access_changes = role != user.role
+        || org.id != user.organization_id
+        || places != places_before
+        || disabled != user.disabled;
+    if access_changes {
+        check(&user.id, &role, &org.kind)?;
     }
-    if let Some(r) = &p.role {
-        let r = role(r)?;
-        diesel::update(users::table.filter(users::id.eq(&user.id)))
-            .set(users::role.eq(r))
-            .execute(conn)?;
+    diesel::update(users::table.filter(users::id.eq(&user.id)))
+        .set((
+            users::display_name.eq(&display_name),
+            users::role.eq(&role),
+            users::organization_id.eq(&org.id),
+            users::disabled.eq(disabled),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if places != places_before {
+        set_places(conn, &user.id, &places)?;
     }
-    if let Some(o) = &p.organization {
-        let org = load_org(conn, o)?;
-        diesel::update(users::table.filter(users::id.eq(&user.id)))
-            .set(users::organization_id.eq(org.id))
-            .execute(conn)?;
-    }
-    if let Some(ps) = &p.places {
-        let ids = check_places(conn, ps)?;
-        set_places(conn, &user.id, &ids)?;
-    }
-    if let Some(d) = p.disabled {
-        diesel::update(users::table.filter(users::id.eq(&user.id)))
-            .set(users::disabled.eq(d))
-            .execute(conn)?;
-    }
-    if let Some(h) = new_hash {
+    if let Some(h) = &new_hash {
         diesel::update(users::table.filter(users::id.eq(&user.id)))
             .set(users::password_hash.eq(h))
             .execute(conn)?;
     }
-    diesel::update(users::table.filter(users::id.eq(&user.id)))
-        .set(users::updated_at.eq(now))
-        .execute(conn)?;
-    Ok(p.disabled == Some(true) || p.password.is_some())
+    let mut changes = Changes::default();
+    changes.field(
+        "display_name",
+        json!(user.display_name),
+        json!(display_name),
+    );
+    changes.field("role", json!(user.role), json!(role));
+    changes.field("organization", json!(user.organization_id), json!(org.id));
+    changes.field("places", json!(places_before), json!(places));
+    changes.field("disabled", json!(user.disabled), json!(disabled));
+    if new_hash.is_some() {
+        // That it changed, never what to.
+        changes.field("password", json!("unchanged"), json!("changed"));
+    }
+    Ok(Updated {
+        changes,
+        end_sessions: p.disabled == Some(true) || new_hash.is_some(),
+    })
 }
 
 pub fn user_view(conn: &mut DbConnection, user: &User) -> Result<UserView, AppError> {
-    let places = user_places::table
-        .filter(user_places::user_id.eq(&user.id))
-        .order(user_places::place_id.asc())
-        .select(user_places::place_id)
-        .load::<String>(conn)?;
     Ok(UserView {
         id: user.id.clone(),
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         organization: user.organization_id.clone(),
         role: user.role.clone(),
-        places,
+        places: places_of(conn, &user.id)?,
         disabled: user.disabled,
-        pseudonym: user.pseudonym.clone(),
     })
 }
 

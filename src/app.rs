@@ -9,12 +9,17 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use crate::account::Accounts;
+use crate::audit::writer::Writer;
 use crate::auth::password::Hasher;
 use crate::auth::tokens::{generate_secret, TokenService};
+use crate::auth::SessionCache;
 use crate::config::{parse_keys, Secret, Settings};
 use crate::policy::PolicyEngine;
-use crate::storage::cache::{self, Caches};
-use crate::storage::writer::Writer;
+use crate::records::situation_reports::SituationReports;
+use crate::records::visibility::RecordCache;
+use crate::records::CursorSeal;
+use crate::storage::cache::{self, GenCache, Generation};
 use crate::storage::{self, DatabaseUrl, Db};
 
 /// Everything a handler may use. Built once per process; nothing global.
@@ -28,8 +33,27 @@ pub struct AppState {
     pub policy: Arc<PolicyEngine>,
     pub tokens: TokenService,
     pub hasher: Hasher,
-    /// Sessions and situation reports kept in memory, dropped on any change to them.
-    pub caches: Arc<Caches>,
+    /// Seals list cursors, keyed from the token signing key (every instance agrees).
+    pub cursor_seal: CursorSeal,
+    /// The generation the caches below are valid for (see `storage::cache`).
+    pub generation: Arc<Generation>,
+    /// Signed-in users by session id.
+    pub sessions: Arc<SessionCache>,
+    /// Situation reports with their sections, by id: the guards' hot read.
+    pub reports: Arc<RecordCache<SituationReports>>,
+}
+
+impl AppState {
+    /// The account use cases (sign-in, refresh, sign-out, password change).
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts {
+            db: &self.db,
+            writer: &self.writer,
+            hasher: &self.hasher,
+            tokens: &self.tokens,
+            login: &self.settings.login,
+        }
+    }
 }
 
 /// Loads the policies named by the settings: an explicit folder, else `./policies`,
@@ -39,8 +63,8 @@ pub fn load_policies(settings: &Settings) -> anyhow::Result<PolicyEngine> {
         Some(PathBuf::from("policies")).filter(|p| p.join("schema.cedarschema").exists())
     });
     let engine = match &dir {
-        Some(d) => PolicyEngine::load(d).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => PolicyEngine::load_embedded().map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(d) => PolicyEngine::load(d)?,
+        None => PolicyEngine::load_embedded()?,
     };
     tracing::info!(
         policies = engine.policy_count(),
@@ -92,7 +116,7 @@ pub fn resolve_keys(settings: &Settings) -> anyhow::Result<Vec<(String, Secret)>
         if path.exists() {
             let raw = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read signing keys from {}", path.display()))?;
-            return parse_keys(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+            return parse_keys(&raw).with_context(|| path.display().to_string());
         }
         let kid = format!("k{}", time::OffsetDateTime::now_utc().unix_timestamp());
         let secret = generate_secret();
@@ -110,6 +134,8 @@ pub fn resolve_keys(settings: &Settings) -> anyhow::Result<Vec<(String, Secret)>
 pub struct Application {
     server: Server,
     port: u16,
+    /// The operator's listener for metrics, when `SAMVERKAN_METRICS_BIND` is set.
+    metrics: Option<(Server, u16)>,
     state: web::Data<AppState>,
 }
 
@@ -126,31 +152,35 @@ impl Application {
                 .context("migrating the database")?;
         }
         let keys = resolve_keys(&settings)?;
-        let tokens = TokenService::new(&settings.tokens, &keys).map_err(|e| anyhow::anyhow!(e))?;
+        let tokens = TokenService::new(&settings.tokens, &keys)?;
+        let cursor_seal = CursorSeal::new(
+            keys.first()
+                .map(|(_, secret)| secret.expose().as_bytes())
+                .unwrap_or_default(),
+        );
         let db = {
             let (url, size) = (url.clone(), settings.pool_size);
             tokio::task::spawn_blocking(move || Db::connect(&url, size)).await??
         };
-        let caches = Arc::new(Caches::new(settings.cache.entries));
+        let generation = Arc::new(Generation::default());
         // Started before anything is cached: see `storage::cache`.
         cache::spawn_poller(
-            caches.clone(),
+            generation.clone(),
             url.clone(),
             std::time::Duration::from_millis(settings.cache.poll_ms),
         )?;
-        let writer = Writer::start(&url, caches.clone(), settings.audit_index_every)?;
+        let writer = Writer::start(&url, generation.clone(), settings.audit_index_every)?;
         let hasher = {
             let n = settings.login.hash_concurrency;
-            tokio::task::spawn_blocking(move || Hasher::new(n))
-                .await?
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+            tokio::task::spawn_blocking(move || Hasher::new(n)).await??
         };
         if settings.demo {
-            crate::demo::seed(&db, &writer, settings.demo_password.clone()).await?;
+            crate::demo::seed(&db, &writer, &policy, settings.demo_password.clone()).await?;
         }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let capacity = settings.cache.entries;
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -158,7 +188,10 @@ impl Application {
             policy,
             tokens,
             hasher,
-            caches,
+            cursor_seal,
+            sessions: Arc::new(GenCache::new(capacity, generation.clone())),
+            reports: Arc::new(GenCache::new(capacity, generation.clone())),
+            generation,
         });
         crate::retention::spawn_job(
             state.writer.clone(),
@@ -166,17 +199,18 @@ impl Application {
             state.settings.retention.clone(),
         );
         let workers = state.settings.workers;
-        let prometheus = crate::api::metrics()?;
+        let registry = prometheus::Registry::new();
+        let prometheus = crate::api::middleware::metrics(registry.clone())?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
+            use crate::api::middleware::{reject_odd_requests, security_headers};
             App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| crate::api::configure(cfg, &app_state.settings))
-                .wrap(actix_web::middleware::from_fn(
-                    crate::api::reject_nul_in_uri,
-                ))
                 .wrap(prometheus.clone())
-                .wrap(crate::api::security_headers())
+                // Outside the metrics: a refused method never becomes a label.
+                .wrap(actix_web::middleware::from_fn(reject_odd_requests))
+                .wrap(security_headers())
                 .wrap(tracing_actix_web::TracingLogger::default())
         })
         .listen(listener)?;
@@ -184,12 +218,25 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.disable_signals().shutdown_timeout(10).run();
+        let metrics = match &state.settings.metrics_bind {
+            Some(bind) => Some(metrics_server(bind, registry)?),
+            None => None,
+        };
         tracing::info!(port, database = %url.redacted(), "samverkan listening");
+        if let Some((_, metrics_port)) = &metrics {
+            tracing::info!(port = metrics_port, "metrics on the operator listener");
+        }
         Ok(Application {
             server,
             port,
+            metrics,
             state,
         })
+    }
+
+    /// The port of the operator's metrics listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -206,11 +253,40 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics_handle = self.metrics.as_ref().map(|(s, _)| s.handle());
         // Stop gracefully on SIGINT/SIGTERM: in-flight requests finish, then the writer drains.
         tokio::spawn(async move {
             crate::shutdown_signal().await;
             handle.stop(true).await;
+            if let Some(h) = metrics_handle {
+                h.stop(true).await;
+            }
         });
-        self.server.await
+        match self.metrics {
+            Some((metrics, _)) => {
+                let (served, _) = tokio::join!(self.server, metrics);
+                served
+            }
+            None => self.server.await,
+        }
     }
+}
+
+/// The operator's listener: `GET /metrics` and nothing else, on its own address.
+fn metrics_server(bind: &str, registry: prometheus::Registry) -> anyhow::Result<(Server, u16)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("cannot listen for metrics on {bind}"))?;
+    let port = listener.local_addr()?.port();
+    let registry = web::Data::new(registry);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .route("/metrics", web::get().to(crate::api::ops::metrics))
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .run();
+    Ok((server, port))
 }

@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::admin::{self, NewOrganization, NewPlace, NewUser, UserPatch};
-use crate::app::Application;
-use crate::audit::{AuditEntry, RequestMeta};
+use crate::account::revoke_all_sessions;
+use crate::admin::{self, Changes, NewOrganization, NewPlace, NewUser, UserPatch};
+use crate::app::{load_policies, Application};
+use crate::audit::writer::Writer;
+use crate::audit::{AuditAction, AuditEntry, Outcome, RequestMeta};
 use crate::auth::password::{check_new_password, hash_blocking};
-use crate::auth::service::revoke_all_sessions;
 use crate::config::Settings;
-use crate::storage::writer::Writer;
+use crate::error::AppError;
+use crate::policy::PolicyEngine;
+use crate::storage::cache::Generation;
 use crate::storage::{self, Db};
 
 #[derive(Debug, Parser)]
@@ -156,25 +159,38 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
     tokio::task::spawn_blocking(move || storage::migrate(&url)).await??;
     let url = settings.database_url.clone();
     let db = tokio::task::spawn_blocking(move || Db::connect(&url, 2)).await??;
-    // The CLI serves no reads from memory: its caches stay empty.
-    let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
+    // The CLI serves no reads from memory: nothing is cached against this generation.
+    let generation = std::sync::Arc::new(Generation::default());
     Ok((
         db,
-        Writer::start(&settings.database_url, caches, settings.audit_index_every)?,
+        Writer::start(
+            &settings.database_url,
+            generation,
+            settings.audit_index_every,
+        )?,
     ))
 }
 
-fn cli_entry(action: &str, kind: &str, id: &str) -> AuditEntry {
+fn cli_entry(action: AuditAction, kind: &str, id: &str, changes: Changes) -> AuditEntry {
     let meta = RequestMeta {
         client: Some("cli".into()),
         ..Default::default()
     };
-    AuditEntry::new(action, "success", &meta).record(kind, id)
+    AuditEntry::new(action, Outcome::Success, &meta)
+        .record(kind, id)
+        .changes(changes.into_json())
+}
+
+/// The question the policy answers for the operator on an account (see
+/// `admin::check_account`).
+fn operator_check(policy: &PolicyEngine) -> impl Fn(&str, &str, &str) -> Result<(), AppError> + '_ {
+    let operator = admin::operator();
+    move |id: &str, role: &str, kind: &str| admin::check_account(policy, &operator, id, role, kind)
 }
 
 async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
     let (db, writer) = admin_context(&settings).await?;
-    let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
+    let policy = std::sync::Arc::new(load_policies(&settings)?);
     match cmd {
         AdminCommand::CreateOrg {
             id,
@@ -190,12 +206,16 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
             };
             let org = writer
                 .write(move |tx| {
-                    let org = admin::create_organization(tx.conn, &v)?;
-                    tx.audit(&cli_entry("admin_create", "organization", &org.id))?;
+                    let (org, c) = admin::create_organization(tx.conn, &v)?;
+                    tx.audit(&cli_entry(
+                        AuditAction::AdminCreate,
+                        "organization",
+                        &org.id,
+                        c,
+                    ))?;
                     Ok(org)
                 })
-                .await
-                .map_err(err)?;
+                .await?;
             println!("created organisation {}", org.id);
         }
         AdminCommand::CreatePlace {
@@ -210,12 +230,11 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
             };
             let place = writer
                 .write(move |tx| {
-                    let p = admin::create_place(tx.conn, &v)?;
-                    tx.audit(&cli_entry("admin_create", "place", &p.id))?;
+                    let (p, c) = admin::create_place(tx.conn, &v)?;
+                    tx.audit(&cli_entry(AuditAction::AdminCreate, "place", &p.id, c))?;
                     Ok(p)
                 })
-                .await
-                .map_err(err)?;
+                .await?;
             println!("created place {}", place.id);
         }
         AdminCommand::CreateUser {
@@ -226,10 +245,8 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
             places,
         } => {
             let password = read_new_password()?;
-            check_new_password(&password).map_err(err)?;
-            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password))
-                .await?
-                .map_err(err)?;
+            check_new_password(&password)?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await??;
             let v = NewUser {
                 username,
                 display_name,
@@ -238,24 +255,24 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
                 places,
                 password: String::new(),
             };
+            let policy = policy.clone();
             let user = writer
                 .write(move |tx| {
-                    let u = admin::create_user(tx.conn, &v, hash)?;
-                    tx.audit(&cli_entry("admin_create", "user", &u.username))?;
+                    let (u, c) = admin::create_user(tx.conn, &v, hash, &operator_check(&policy))?;
+                    tx.audit(&cli_entry(AuditAction::AdminCreate, "user", &u.username, c))?;
                     Ok(u)
                 })
-                .await
-                .map_err(err)?;
-            println!("created user {} ({})", user.username, user.pseudonym);
+                .await?;
+            // Never the pseudonym: only the police resolve it to a person.
+            println!("created user {}", user.username);
         }
         AdminCommand::SetPassword { username } => {
             let password = read_new_password()?;
-            check_new_password(&password).map_err(err)?;
-            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password))
-                .await?
-                .map_err(err)?;
+            check_new_password(&password)?;
+            let hash = tokio::task::spawn_blocking(move || hash_blocking(&password)).await??;
             update(
                 &writer,
+                &policy,
                 username,
                 UserPatch {
                     password: Some(String::new()),
@@ -268,6 +285,7 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
         AdminCommand::DisableUser { username } => {
             update(
                 &writer,
+                &policy,
                 username,
                 UserPatch {
                     disabled: Some(true),
@@ -280,6 +298,7 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
         AdminCommand::EnableUser { username } => {
             update(
                 &writer,
+                &policy,
                 username,
                 UserPatch {
                     disabled: Some(false),
@@ -290,14 +309,13 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
             .await?;
         }
         AdminCommand::ListUsers => {
-            for u in db.run(admin::list_users).await.map_err(err)? {
+            for u in db.run(admin::list_users).await? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}{}",
+                    "{}\t{}\t{}\t{}{}",
                     u.username,
                     u.role,
                     u.organization,
                     u.places.join(","),
-                    u.pseudonym,
                     if u.disabled { "\tdisabled" } else { "" }
                 );
             }
@@ -308,23 +326,30 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
 
 async fn update(
     writer: &Writer,
+    policy: &std::sync::Arc<PolicyEngine>,
     username: String,
     patch: UserPatch,
     hash: Option<String>,
 ) -> anyhow::Result<()> {
     let name = username.clone();
+    let policy = policy.clone();
     writer
         .write(move |tx| {
-            let user = admin::find_user(tx.conn, &username)?.ok_or_else(|| {
-                crate::error::AppError::bad_request("unknown_user", "no such user")
-            })?;
-            if admin::update_user(tx.conn, &user, &patch, hash)? {
+            let user = admin::find_user(tx.conn, &username)?
+                .ok_or_else(|| AppError::bad_request("unknown_user", "no such user"))?;
+            let updated =
+                admin::update_user(tx.conn, &user, &patch, hash, &operator_check(&policy))?;
+            if updated.end_sessions {
                 revoke_all_sessions(tx, &user.id)?;
             }
-            tx.audit(&cli_entry("admin_update", "user", &user.username))
+            tx.audit(&cli_entry(
+                AuditAction::AdminUpdate,
+                "user",
+                &user.username,
+                updated.changes,
+            ))
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .await?;
     println!("updated user {name}");
     Ok(())
 }
@@ -399,7 +424,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
             let url = settings.database_url.clone();
             let head = tokio::task::spawn_blocking(move || {
                 let mut conn = storage::establish(&url)?;
-                crate::audit::head(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))
+                anyhow::Ok(crate::audit::head(&mut conn)?)
             })
             .await?
             .context("reading the audit chain head")?;
@@ -408,9 +433,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
         }
         Command::Retention(RetentionCommand::Run { dry_run }) => {
             let (db, writer) = admin_context(&settings).await?;
-            let report = crate::retention::run(&writer, &db, &settings.retention, dry_run)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = crate::retention::run(&writer, &db, &settings.retention, dry_run).await?;
             if dry_run {
                 println!("retention dry run: nothing was changed");
             }
@@ -429,11 +452,10 @@ async fn audit_verify(
     let anchored = anchors.len();
     let (outcome, anchor_faults) = tokio::task::spawn_blocking(move || {
         let mut conn = storage::establish(&url)?;
-        let err = |e: crate::error::AppError| anyhow::anyhow!("{e}");
-        let outcome = crate::audit::verify(&mut conn).map_err(err)?;
+        let outcome = crate::audit::verify(&mut conn)?;
         let mut faults = Vec::new();
         for a in &anchors {
-            if let Err(fault) = crate::audit::check_anchor(&mut conn, a).map_err(err)? {
+            if let Err(fault) = crate::audit::check_anchor(&mut conn, a)? {
                 faults.push(fault);
             }
         }

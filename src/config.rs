@@ -108,7 +108,15 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Audit entries between two copies of their lookup keys into `audit_keys`.
     pub audit_index_every: i64,
+    /// Where the metrics are served (an operator's address, never the public one);
+    /// `None`: no metrics listener.
+    pub metrics_bind: Option<String>,
 }
+
+/// Audit entries between two copies of their lookup keys into the indexed `audit_keys`
+/// (see `audit::index_keys`): one batch writes a few dozen index pages where as many
+/// entries committed one group at a time wrote a few hundred.
+pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 
 /// The in-memory caches of sessions and situation reports (see `storage::cache`).
 #[derive(Debug, Clone)]
@@ -132,18 +140,23 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+/// A setting that cannot be used; the message names it and says what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match env(name) {
         None => Ok(default),
         Some(v) => v
             .trim()
             .parse()
-            .map_err(|_| format!("{name} must be a number, got {v:?}")),
+            .map_err(|_| ConfigError(format!("{name} must be a number, got {v:?}"))),
     }
 }
 
 /// Parses `kid:secret,kid2:secret2` (secrets of at least 32 bytes).
-pub fn parse_keys(raw: &str) -> Result<Vec<(String, Secret)>, String> {
+pub fn parse_keys(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
     let mut keys = Vec::new();
     for item in raw
         .split([',', '\n'])
@@ -152,12 +165,16 @@ pub fn parse_keys(raw: &str) -> Result<Vec<(String, Secret)>, String> {
     {
         let (kid, secret) = item
             .split_once(':')
-            .ok_or_else(|| "signing keys are written kid:secret".to_owned())?;
+            .ok_or_else(|| ConfigError("signing keys are written kid:secret".to_owned()))?;
         if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("key id {kid:?} must be letters, digits or '-'"));
+            return Err(ConfigError(format!(
+                "key id {kid:?} must be letters, digits or '-'"
+            )));
         }
         if secret.len() < 32 {
-            return Err(format!("signing key {kid:?} is shorter than 32 bytes"));
+            return Err(ConfigError(format!(
+                "signing key {kid:?} is shorter than 32 bytes"
+            )));
         }
         keys.push((kid.to_owned(), Secret::new(secret)));
     }
@@ -166,7 +183,7 @@ pub fn parse_keys(raw: &str) -> Result<Vec<(String, Secret)>, String> {
 
 impl Settings {
     /// Reads `DATABASE_URL`, `SAMVERKAN_*` variables; every one has a safe default.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         let keys = match env("SAMVERKAN_JWT_KEYS") {
             Some(raw) => parse_keys(&raw)?,
             None => Vec::new(),
@@ -221,11 +238,9 @@ impl Settings {
                 poll_ms: env_num("SAMVERKAN_CACHE_POLL_MS", CacheSettings::default().poll_ms)?
                     .max(10),
             },
-            audit_index_every: env_num(
-                "SAMVERKAN_AUDIT_INDEX_EVERY",
-                crate::storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
-            )?
-            .max(1),
+            audit_index_every: env_num("SAMVERKAN_AUDIT_INDEX_EVERY", DEFAULT_AUDIT_INDEX_EVERY)?
+                .max(1),
+            metrics_bind: env("SAMVERKAN_METRICS_BIND"),
         })
     }
 }

@@ -1,11 +1,15 @@
 //! The demo world (`serve --demo`): organisations, places and users of the Stockholm
 //! field report, seeded idempotently before the server listens.
 
+use anyhow::Context;
+
 use crate::admin::{self, NewOrganization, NewPlace, NewUser};
-use crate::audit::{AuditEntry, RequestMeta};
+use crate::audit::writer::Writer;
+use crate::audit::{AuditAction, AuditEntry, Outcome, RequestMeta};
 use crate::auth::password::hash_blocking;
 use crate::config::Secret;
-use crate::storage::writer::Writer;
+use crate::error::AppError;
+use crate::policy::PolicyEngine;
 use crate::storage::Db;
 
 /// (id, name, kind, mandated reporter)
@@ -127,7 +131,12 @@ fn generate_password() -> String {
 /// Seeds what is missing. With `SAMVERKAN_DEMO_PASSWORD` set, demo users end up with
 /// that password; without it, a password is generated and printed once, when the users
 /// are first created.
-pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow::Result<()> {
+pub async fn seed(
+    db: &Db,
+    writer: &Writer,
+    policy: &std::sync::Arc<PolicyEngine>,
+    password: Option<Secret>,
+) -> anyhow::Result<()> {
     let existing = {
         db.run(|c| {
             let mut found = Vec::new();
@@ -138,8 +147,7 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
             }
             Ok(found)
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .await?
     };
     // Only a configured password is pushed onto existing demo users; a generated one is
     // used for new users only (it was printed when they were first created).
@@ -151,7 +159,7 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
     let pw = password.clone();
     let hashes: Vec<(String, Option<String>)> = tokio::task::spawn_blocking(move || {
         let hash = hash_blocking(&pw)?;
-        Ok::<_, crate::error::AppError>(
+        Ok::<_, AppError>(
             USERS
                 .iter()
                 .map(|(u, ..)| {
@@ -172,11 +180,17 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
                 .collect(),
         )
     })
-    .await?
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .await??;
+    let policy = policy.clone();
     writer
         .write(move |tx| {
             let meta = RequestMeta::default();
+            // The demo world follows the rules an administrator does (roles belong to
+            // organisation kinds).
+            let operator = admin::operator();
+            let check = |id: &str, role: &str, kind: &str| {
+                admin::check_account(&policy, &operator, id, role, kind)
+            };
             let mut created = 0;
             for (id, name, kind, mandated) in ORGANIZATIONS {
                 if admin::load_org(tx.conn, id).is_err() {
@@ -221,12 +235,19 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
                                 password: String::new(),
                             },
                             hash,
+                            &check,
                         )?;
                         created += 1;
                     }
                     Some(user) if reset_existing => {
                         if let Some(hash) = hash {
-                            admin::update_user(tx.conn, &user, &Default::default(), Some(hash))?;
+                            admin::update_user(
+                                tx.conn,
+                                &user,
+                                &Default::default(),
+                                Some(hash),
+                                &check,
+                            )?;
                         }
                     }
                     Some(_) => {}
@@ -234,14 +255,14 @@ pub async fn seed(db: &Db, writer: &Writer, password: Option<Secret>) -> anyhow:
             }
             if created > 0 {
                 tx.audit(
-                    &AuditEntry::new("demo_seed", "success", &meta)
+                    &AuditEntry::new(AuditAction::DemoSeed, Outcome::Success, &meta)
                         .parts(&[format!("{created} created")]),
                 )?;
             }
             Ok(())
         })
         .await
-        .map_err(|e| anyhow::anyhow!("seeding the demo world: {e}"))?;
+        .context("seeding the demo world")?;
     if generated {
         println!("samverkan demo: users polis1, analytiker1, vakt1, vakt2, soc1, falt1, samordnare1, revisor1, admin1");
         println!("samverkan demo: password for all of them (shown once): {password}");

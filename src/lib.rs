@@ -1,10 +1,16 @@
 //! samverkan — multi-agency information sharing under Swedish secrecy law.
 //!
 //! Request path: actix middleware (request id, tracing, body limit, security headers) →
-//! `auth::Principal` (token → user as stored now) → thin handler in `api` → validated
-//! input from `records` → `storage` (blocking pool) → `policy` decides every part →
-//! view from the allowed parts only → `audit` entry durable (group commit) → response.
+//! `api::extractors` (token → `auth::Principal`, the user as stored now) → thin handler
+//! in `api` → validated input (`fields`, `records`) → `records::visibility` (the rows the
+//! policy's scope admits, from `storage`) → `policy` decides every part → view from the
+//! allowed parts only → `audit` entry durable (group commit) → response.
+//!
+//! Layers, lowest first; a module imports only from those below it:
+//! `error`, `fields`, `request` → `storage` → `policy` → `config` → `auth` → `audit` →
+//! `records` → `account`, `admin`, `retention`, `demo` → `api` → `app`, `cli`.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod app;
@@ -14,8 +20,10 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fields;
 pub mod policy;
 pub mod records;
+pub mod request;
 pub mod retention;
 pub mod storage;
 pub mod telemetry;

@@ -12,17 +12,18 @@ use std::fmt;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::audit::{AuditEntry, RequestMeta};
+use crate::audit::writer::Writer;
+use crate::audit::{AuditAction, AuditEntry, Outcome, RequestMeta};
 use crate::config::RetentionSettings;
 use crate::error::AppError;
+pub use crate::policy::RecordKind;
 use crate::storage::schema::{
     observation_persons, observations, referral_consents, referral_feedback, referrals,
     report_sections, situation_reports,
 };
-use crate::storage::writer::Writer;
 use crate::storage::{now_micros, Db, DbConnection};
 
 /// Marks entries written by the retention job (no user acts).
@@ -34,48 +35,12 @@ const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 /// when that is shorter), so that a restart does not wait a whole interval.
 const FIRST_RUN_DELAY: Duration = Duration::from_secs(60);
 
-/// The record kinds that have a retention period and can be put under legal hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    Observation,
-    SituationReport,
-    Referral,
-}
-
-impl RecordKind {
-    pub const ALL: [RecordKind; 3] = [
-        RecordKind::Observation,
-        RecordKind::SituationReport,
-        RecordKind::Referral,
-    ];
-
-    /// The name used in paths, audit entries and output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Observation => "observation",
-            RecordKind::SituationReport => "situation_report",
-            RecordKind::Referral => "referral",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        RecordKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The retention period in days (0: kept for ever).
-    pub fn days(self, s: &RetentionSettings) -> u32 {
-        match self {
-            RecordKind::Observation => s.observation_days,
-            RecordKind::SituationReport => s.situation_report_days,
-            RecordKind::Referral => s.referral_days,
-        }
-    }
-}
-
-impl fmt::Display for RecordKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// The retention period of `kind` in days (0: kept for ever).
+pub fn period_days(kind: RecordKind, s: &RetentionSettings) -> u32 {
+    match kind {
+        RecordKind::Observation => s.observation_days,
+        RecordKind::SituationReport => s.situation_report_days,
+        RecordKind::Referral => s.referral_days,
     }
 }
 
@@ -242,7 +207,7 @@ pub struct LegalHold {
 /// Every record under legal hold, by kind, then id.
 pub fn holds(conn: &mut DbConnection) -> Result<Vec<LegalHold>, AppError> {
     let mut out = Vec::new();
-    for kind in RecordKind::ALL {
+    for &kind in RecordKind::ALL {
         let ids: Vec<String> = match kind {
             RecordKind::Observation => observations::table
                 .filter(observations::legal_hold.eq(true))
@@ -323,13 +288,13 @@ impl fmt::Display for RetentionReport {
     }
 }
 
-fn entry(kind: RecordKind, id: &str, outcome: &str, days: u32) -> AuditEntry {
+fn entry(kind: RecordKind, id: &str, outcome: Outcome, days: u32) -> AuditEntry {
     let meta = RequestMeta {
         request_id: None,
         purpose: Some(format!("gallring: retention period {days} days")),
         client: Some(SYSTEM_CLIENT.to_owned()),
     };
-    AuditEntry::new("erase", outcome, &meta).record(kind.as_str(), id)
+    AuditEntry::new(AuditAction::Erase, outcome, &meta).record(kind.as_str(), id)
 }
 
 /// One retention run: for each kind, erases what is due (in batches, each erasure audited
@@ -343,8 +308,8 @@ pub async fn run(
 ) -> Result<RetentionReport, AppError> {
     let now = now_micros();
     let mut kinds = Vec::new();
-    for kind in RecordKind::ALL {
-        let days = kind.days(settings);
+    for &kind in RecordKind::ALL {
+        let days = period_days(kind, settings);
         let mut report = KindReport {
             kind,
             days,
@@ -376,7 +341,7 @@ pub async fn run(
                                 )));
                             }
                             for id in &ids {
-                                tx.audit(&entry(kind, id, "success", days))?;
+                                tx.audit(&entry(kind, id, Outcome::Success, days))?;
                             }
                             Ok(n)
                         })
@@ -390,7 +355,7 @@ pub async fn run(
                     .write(move |tx| {
                         let ids = due(tx.conn, kind, cutoff, true, i64::MAX)?;
                         for id in &ids {
-                            tx.audit(&entry(kind, id, "held", days))?;
+                            tx.audit(&entry(kind, id, Outcome::Held, days))?;
                         }
                         Ok(ids.len())
                     })
@@ -404,7 +369,7 @@ pub async fn run(
             client: Some(SYSTEM_CLIENT.to_owned()),
             ..Default::default()
         };
-        let e = AuditEntry::new("retention_dry_run", "success", &meta);
+        let e = AuditEntry::new(AuditAction::RetentionDryRun, Outcome::Success, &meta);
         writer.write(move |tx| tx.audit(&e)).await?;
     }
     Ok(RetentionReport { dry_run, kinds })

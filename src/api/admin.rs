@@ -1,33 +1,42 @@
 //! `/api/v1/admin/…`: organisations, places and users. Decided by the policy like
-//! everything else (action `administer`); every change is audited.
+//! everything else (action `administer`; an account's role, organisation, places and
+//! disabled flag on the `Account` as it would be); every change is audited with the
+//! changed fields before and after.
 
 use actix_web::{get, patch, post, web, HttpResponse};
 
+use super::extractors::JsonBody;
+use super::records::{refusal, refuse, Written};
+use crate::account::revoke_all_sessions;
 use crate::admin::{
-    self, NewOrganization, NewPlace, NewUser, OrganizationPatch, UserPatch, UserView,
+    self, Changes, NewOrganization, NewPlace, NewUser, OrganizationPatch, UserPatch, UserView,
 };
 use crate::api::reference::{all_organizations, all_places, OrganizationView, PlaceView};
 use crate::app::AppState;
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::password::check_new_password;
-use crate::auth::service::revoke_all_sessions;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
-use crate::policy::{Action, Resource};
+use crate::policy::{Action, AdminKind, Resource};
 
 async fn authorize(
     state: &AppState,
     principal: &Principal,
-    kind: &'static str,
+    kind: AdminKind,
 ) -> Result<(), AppError> {
-    if super::decider(state, principal).allows(Action::Administer, &Resource::Admin { kind }) {
+    let allowed = state.policy.is_allowed(
+        &principal.attrs,
+        Action::Administer,
+        &Resource::Admin { kind },
+    );
+    if allowed {
         Ok(())
     } else {
-        Err(super::refuse(
+        Err(refuse(
             state,
             principal,
-            "administer",
-            kind,
+            AuditAction::Administer,
+            kind.as_str(),
             None,
             AppError::Forbidden,
         )
@@ -35,10 +44,16 @@ async fn authorize(
     }
 }
 
-fn entry(principal: &Principal, action: &str, kind: &str, id: &str) -> AuditEntry {
-    AuditEntry::new(action, "success", &principal.meta)
-        .actor(principal.actor())
+fn entry(
+    principal: &Principal,
+    action: AuditAction,
+    kind: &str,
+    id: &str,
+    c: Changes,
+) -> AuditEntry {
+    AuditEntry::by(principal, action, Outcome::Success)
         .record(kind, id)
+        .changes(c.into_json())
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/organizations", tag = "admin", security(("bearer" = [])),
@@ -48,7 +63,7 @@ pub async fn list_organizations(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<OrganizationView>>, AppError> {
-    authorize(&state, &principal, "organizations").await?;
+    authorize(&state, &principal, AdminKind::Organizations).await?;
     Ok(web::Json(state.db.run(all_organizations).await?))
 }
 
@@ -60,15 +75,21 @@ pub async fn list_organizations(
 pub async fn create_organization(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<NewOrganization>,
+    body: JsonBody<NewOrganization>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&state, &principal, "organizations").await?;
-    let e = entry(&principal, "admin_create", "organization", "");
+    authorize(&state, &principal, AdminKind::Organizations).await?;
+    let p = principal.clone();
     let org = state
         .writer
         .write(move |tx| {
-            let org = admin::create_organization(tx.conn, &body)?;
-            tx.audit(&e.record("organization", &org.id))?;
+            let (org, c) = admin::create_organization(tx.conn, &body)?;
+            tx.audit(&entry(
+                &p,
+                AuditAction::AdminCreate,
+                "organization",
+                &org.id,
+                c,
+            ))?;
             Ok(org)
         })
         .await?;
@@ -84,16 +105,16 @@ pub async fn update_organization(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: super::JsonBody<OrganizationPatch>,
+    body: JsonBody<OrganizationPatch>,
 ) -> Result<web::Json<OrganizationView>, AppError> {
-    authorize(&state, &principal, "organizations").await?;
+    authorize(&state, &principal, AdminKind::Organizations).await?;
     let id = path.into_inner();
-    let e = entry(&principal, "admin_update", "organization", &id);
+    let p = principal.clone();
     let org = state
         .writer
         .write(move |tx| {
-            let org = admin::update_organization(tx.conn, &id, &body)?;
-            tx.audit(&e)?;
+            let (org, c) = admin::update_organization(tx.conn, &id, &body)?;
+            tx.audit(&entry(&p, AuditAction::AdminUpdate, "organization", &id, c))?;
             Ok(org)
         })
         .await?;
@@ -107,7 +128,7 @@ pub async fn list_places(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<PlaceView>>, AppError> {
-    authorize(&state, &principal, "places").await?;
+    authorize(&state, &principal, AdminKind::Places).await?;
     Ok(web::Json(state.db.run(all_places).await?))
 }
 
@@ -119,15 +140,15 @@ pub async fn list_places(
 pub async fn create_place(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<NewPlace>,
+    body: JsonBody<NewPlace>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&state, &principal, "places").await?;
-    let e = entry(&principal, "admin_create", "place", "");
+    authorize(&state, &principal, AdminKind::Places).await?;
+    let p = principal.clone();
     let place = state
         .writer
         .write(move |tx| {
-            let place = admin::create_place(tx.conn, &body)?;
-            tx.audit(&e.record("place", &place.id))?;
+            let (place, c) = admin::create_place(tx.conn, &body)?;
+            tx.audit(&entry(&p, AuditAction::AdminCreate, "place", &place.id, c))?;
             Ok(place)
         })
         .await?;
@@ -141,8 +162,26 @@ pub async fn list_users(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<UserView>>, AppError> {
-    authorize(&state, &principal, "users").await?;
+    authorize(&state, &principal, AdminKind::Users).await?;
     Ok(web::Json(state.db.run(admin::list_users).await?))
+}
+
+/// The outcome of an account change decided inside its transaction: a 403 is audited
+/// there; a 400 (a role its organisation cannot hold) changes nothing.
+fn account_refused(
+    tx: &mut crate::audit::writer::Tx<'_>,
+    p: &Principal,
+    action: AuditAction,
+    id: &str,
+    err: AppError,
+) -> Result<Written<UserView>, AppError> {
+    match err {
+        AppError::Forbidden => {
+            tx.audit(&refusal(p, action, "user", Some(id), &err))?;
+            Ok(Written::Refused(err))
+        }
+        other => Err(other),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = NewUser,
@@ -153,23 +192,38 @@ pub async fn list_users(
 pub async fn create_user(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<NewUser>,
+    body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&state, &principal, "users").await?;
+    authorize(&state, &principal, AdminKind::Users).await?;
     let body = body.into_inner();
     admin::username(&body.username)?;
+    admin::role(&body.role)?;
     check_new_password(&body.password)?;
     let hash = state.hasher.hash(body.password.clone()).await?;
-    let e = entry(&principal, "admin_create", "user", "");
-    let view = state
+    let (p, policy) = (principal.clone(), state.policy.clone());
+    let written = state
         .writer
         .write(move |tx| {
-            let user = admin::create_user(tx.conn, &body, hash)?;
-            tx.audit(&e.record("user", &user.username))?;
-            admin::user_view(tx.conn, &user)
+            let check = |id: &str, role: &str, kind: &str| {
+                admin::check_account(&policy, &p.attrs, id, role, kind)
+            };
+            let (user, c) = match admin::create_user(tx.conn, &body, hash, &check) {
+                Ok(created) => created,
+                Err(e) => {
+                    return account_refused(tx, &p, AuditAction::AdminCreate, &body.username, e)
+                }
+            };
+            tx.audit(&entry(
+                &p,
+                AuditAction::AdminCreate,
+                "user",
+                &user.username,
+                c,
+            ))?;
+            Ok(Written::Done(admin::user_view(tx.conn, &user)?))
         })
         .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(written.into_result()?))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/users/{username}", tag = "admin",
@@ -181,7 +235,7 @@ pub async fn get_user(
     principal: Principal,
     path: web::Path<String>,
 ) -> Result<web::Json<UserView>, AppError> {
-    authorize(&state, &principal, "users").await?;
+    authorize(&state, &principal, AdminKind::Users).await?;
     let uname = path.into_inner();
     let view = state
         .db
@@ -202,10 +256,13 @@ pub async fn update_user(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: super::JsonBody<UserPatch>,
+    body: JsonBody<UserPatch>,
 ) -> Result<web::Json<UserView>, AppError> {
-    authorize(&state, &principal, "users").await?;
+    authorize(&state, &principal, AdminKind::Users).await?;
     let patch = body.into_inner();
+    if let Some(r) = &patch.role {
+        admin::role(r)?;
+    }
     let new_hash = match &patch.password {
         Some(p) => {
             check_new_password(p)?;
@@ -214,18 +271,31 @@ pub async fn update_user(
         None => None,
     };
     let uname = path.into_inner();
-    let e = entry(&principal, "admin_update", "user", &uname);
-    let view = state
+    let (p, policy) = (principal.clone(), state.policy.clone());
+    let written = state
         .writer
         .write(move |tx| {
             let user = admin::find_user(tx.conn, &uname)?.ok_or(AppError::NotFound)?;
-            if admin::update_user(tx.conn, &user, &patch, new_hash)? {
+            let check = |id: &str, role: &str, kind: &str| {
+                admin::check_account(&policy, &p.attrs, id, role, kind)
+            };
+            let updated = match admin::update_user(tx.conn, &user, &patch, new_hash, &check) {
+                Ok(u) => u,
+                Err(e) => return account_refused(tx, &p, AuditAction::AdminUpdate, &uname, e),
+            };
+            if updated.end_sessions {
                 revoke_all_sessions(tx, &user.id)?;
             }
-            tx.audit(&e)?;
+            tx.audit(&entry(
+                &p,
+                AuditAction::AdminUpdate,
+                "user",
+                &uname,
+                updated.changes,
+            ))?;
             let user = admin::find_user(tx.conn, &uname)?.ok_or(AppError::NotFound)?;
-            admin::user_view(tx.conn, &user)
+            Ok(Written::Done(admin::user_view(tx.conn, &user)?))
         })
         .await?;
-    Ok(web::Json(view))
+    Ok(web::Json(written.into_result()?))
 }

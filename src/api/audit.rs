@@ -5,17 +5,25 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::records::refuse;
 use crate::app::AppState;
 use crate::audit::review::{self, AuditPage, AuditQuery, UserActivity, EXPORT_LIMIT, PAGE_LIMIT};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
+use crate::fields::parse_time;
 use crate::policy::{Action, Resource};
-use crate::records::parse_time;
 
-async fn authorize(state: &AppState, principal: &Principal, what: &str) -> Result<(), AppError> {
-    if super::decider(state, principal).allows(Action::ReadAudit, &Resource::AuditLog) {
-        let e = AuditEntry::new(what, "success", &principal.meta).actor(principal.actor());
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    what: AuditAction,
+) -> Result<(), AppError> {
+    if state
+        .policy
+        .is_allowed(&principal.attrs, Action::ReadAudit, &Resource::AuditLog)
+    {
+        let e = AuditEntry::by(principal, what, Outcome::Success);
         // Index what is not yet indexed in the same commit: the query that follows then
         // finds every entry before it, this one included.
         state
@@ -26,7 +34,7 @@ async fn authorize(state: &AppState, principal: &Principal, what: &str) -> Resul
             })
             .await
     } else {
-        Err(super::refuse(
+        Err(refuse(
             state,
             principal,
             what,
@@ -47,7 +55,7 @@ pub async fn list(
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<AuditPage>, AppError> {
     let f = query.validate(PAGE_LIMIT)?;
-    authorize(&state, &principal, "audit_review").await?;
+    authorize(&state, &principal, AuditAction::AuditReview).await?;
     let (items, next_cursor) = state.db.run(move |c| review::search(c, &f)).await?;
     Ok(web::Json(AuditPage { items, next_cursor }))
 }
@@ -72,7 +80,7 @@ pub async fn export(
     let mut q = query.into_inner();
     q.limit = Some(q.limit.unwrap_or(EXPORT_LIMIT));
     let f = q.validate(EXPORT_LIMIT)?;
-    authorize(&state, &principal, "audit_export").await?;
+    authorize(&state, &principal, AuditAction::AuditExport).await?;
     let (items, _) = state.db.run(move |c| review::search(c, &f)).await?;
     if format == "csv" {
         return Ok(HttpResponse::Ok()
@@ -115,7 +123,7 @@ pub async fn summary(
         .as_deref()
         .map(|s| parse_time("until", s))
         .transpose()?;
-    authorize(&state, &principal, "audit_summary").await?;
+    authorize(&state, &principal, AuditAction::AuditSummary).await?;
     Ok(web::Json(
         state
             .db

@@ -1,14 +1,12 @@
 //! Sign-in, token refresh, sign-out and the caller's own account.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::extractors::{body_bytes, optional_json, JsonBody, Meta};
+use crate::account::{LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
 use crate::app::AppState;
-use crate::audit::AuditEntry;
-use crate::auth::password::check_new_password;
-use crate::auth::principal::request_meta;
-use crate::auth::service::{self, LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 
@@ -18,11 +16,11 @@ use crate::error::{AppError, ErrorBody};
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: super::JsonBody<LoginRequest>,
+    meta: Meta,
+    body: JsonBody<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     Ok(web::Json(
-        service::login(&state, body.into_inner(), request_meta(&req)).await?,
+        state.accounts().login(body.into_inner(), meta.0).await?,
     ))
 }
 
@@ -31,11 +29,11 @@ pub async fn login(
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: super::JsonBody<RefreshRequest>,
+    meta: Meta,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, AppError> {
     Ok(web::Json(
-        service::refresh(&state, body.into_inner(), request_meta(&req)).await?,
+        state.accounts().refresh(body.into_inner(), meta.0).await?,
     ))
 }
 
@@ -48,8 +46,8 @@ pub async fn logout(
     principal: Principal,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
-    let req: LogoutRequest = super::optional_json(&super::body_bytes(body)?)?;
-    service::logout(&state, &principal, req).await?;
+    let req: LogoutRequest = optional_json(&body_bytes(body)?)?;
+    state.accounts().logout(&principal, req).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -108,45 +106,12 @@ pub struct ChangePassword {
 pub async fn change_password(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<ChangePassword>,
+    body: JsonBody<ChangePassword>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    check_new_password(&body.new_password)?;
-    if body.current_password.len() > crate::auth::password::MAX_PASSWORD_LEN {
-        return Err(AppError::bad_request(
-            "invalid_password",
-            "current_password is too long",
-        ));
-    }
-    let ok = state
-        .hasher
-        .verify(
-            Some(principal.user.password_hash.clone()),
-            body.current_password,
-        )
-        .await?;
-    if !ok {
-        return Err(AppError::bad_request(
-            "wrong_password",
-            "current_password is not right",
-        ));
-    }
-    let hash = state.hasher.hash(body.new_password).await?;
-    let uid = principal.user.id.clone();
-    let entry = AuditEntry::new("password_change", "success", &principal.meta)
-        .actor(principal.actor())
-        .record("user", &uid);
     state
-        .writer
-        .write(move |tx| {
-            use crate::storage::schema::users;
-            use diesel::prelude::*;
-            diesel::update(users::table.filter(users::id.eq(&uid)))
-                .set(users::password_hash.eq(&hash))
-                .execute(tx.conn)?;
-            service::revoke_all_sessions(tx, &uid)?;
-            tx.audit(&entry)
-        })
+        .accounts()
+        .change_password(&principal, body.current_password, body.new_password)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,22 +6,30 @@
 
 use actix_web::{delete, get, put, web};
 
+use super::records::refuse;
 use crate::app::AppState;
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
-use crate::policy::{Action, Resource};
-use crate::records::record_id;
+use crate::fields::record_id;
+use crate::policy::{Action, AdminKind, Resource};
 use crate::retention::{self, LegalHold, RecordKind};
 
-const ADMIN_KIND: &str = "legal_holds";
-
-async fn authorize(state: &AppState, principal: &Principal, action: &str) -> Result<(), AppError> {
-    let resource = Resource::Admin { kind: ADMIN_KIND };
-    if super::decider(state, principal).allows(Action::Administer, &resource) {
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    action: AuditAction,
+) -> Result<(), AppError> {
+    let resource = Resource::Admin {
+        kind: AdminKind::LegalHolds,
+    };
+    if state
+        .policy
+        .is_allowed(&principal.attrs, Action::Administer, &resource)
+    {
         Ok(())
     } else {
-        Err(super::refuse(
+        Err(refuse(
             state,
             principal,
             action,
@@ -40,21 +48,19 @@ async fn change(
     hold: bool,
 ) -> Result<web::Json<LegalHold>, AppError> {
     let action = if hold {
-        "legal_hold_set"
+        AuditAction::LegalHoldSet
     } else {
-        "legal_hold_cleared"
+        AuditAction::LegalHoldCleared
     };
     authorize(state, principal, action).await?;
     let (kind, id) = match (RecordKind::parse(&kind), record_id(&id)) {
         (Some(kind), Ok(id)) => (kind, id),
         _ => {
             let err = AppError::NotFound;
-            return Err(super::refuse(state, principal, action, "legal_hold", None, err).await);
+            return Err(refuse(state, principal, action, "legal_hold", None, err).await);
         }
     };
-    let entry = AuditEntry::new(action, "success", &principal.meta)
-        .actor(principal.actor())
-        .record(kind.as_str(), &id);
+    let entry = AuditEntry::by(principal, action, Outcome::Success).record(kind.as_str(), &id);
     let target = id.clone();
     let result = state
         .writer
@@ -69,7 +75,7 @@ async fn change(
             id,
             legal_hold: hold,
         })),
-        Err(AppError::NotFound) => Err(super::refuse(
+        Err(AppError::NotFound) => Err(refuse(
             state,
             principal,
             action,
@@ -120,9 +126,9 @@ pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<web::Json<Vec<LegalHold>>, AppError> {
-    authorize(&state, &principal, "legal_hold_list").await?;
+    authorize(&state, &principal, AuditAction::LegalHoldList).await?;
     let holds = state.db.run(retention::holds).await?;
-    let e = AuditEntry::new("legal_hold_list", "success", &principal.meta).actor(principal.actor());
+    let e = AuditEntry::by(&principal, AuditAction::LegalHoldList, Outcome::Success);
     state.writer.write(move |tx| tx.audit(&e)).await?;
     Ok(web::Json(holds))
 }

@@ -3,16 +3,13 @@
 
 use actix_web::{get, post, web, HttpResponse};
 
+use super::extractors::JsonBody;
+use super::records;
 use crate::app::AppState;
-use crate::audit::AuditEntry;
-use crate::auth::principal::Bearer;
-use crate::auth::Principal;
+use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};
-use crate::policy::Action;
-use crate::records::observations::{self as obs, NewObservation, ObservationView};
+use crate::records::observations::{self as obs, NewObservation, ObservationView, Observations};
 use crate::records::{ListQuery, Page};
-
-const KIND: &str = "observation";
 
 #[utoipa::path(post, path = "/api/v1/observations", tag = "observations", request_body = NewObservation,
     security(("bearer" = [])),
@@ -22,46 +19,24 @@ const KIND: &str = "observation";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<NewObservation>,
+    body: JsonBody<NewObservation>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
-    let place = v.place.clone();
-    if !state.db.run(move |c| obs::place_exists(c, &place)).await? {
-        return Err(AppError::bad_request(
-            "unknown_place",
-            "place is not a known place (see GET /api/v1/places)",
-        ));
+    records::known_place(&state, Some(v.place.clone())).await?;
+    let d = records::decider(&state, &principal);
+    let resources = obs::create_resources(&v, &d);
+    let parts = resources.iter().filter_map(part_name).collect();
+    records::create::<Observations, _>(&state, &principal, resources, parts, move |c, user| {
+        obs::insert(c, &v, user)
+    })
+    .await
+}
+
+fn part_name(r: &crate::policy::Resource) -> Option<&'static str> {
+    match r {
+        crate::policy::Resource::ObservationPart { kind, .. } => Some(kind.as_str()),
+        _ => None,
     }
-    let d = super::decider(&state, &principal);
-    if !d.allows(Action::Create, &obs::create_resource(&v, &d)) {
-        return Err(super::refuse(
-            &state,
-            &principal,
-            "create",
-            KIND,
-            None,
-            AppError::Forbidden,
-        )
-        .await);
-    }
-    let user = principal.user.clone();
-    let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
-    // The record as its creator sees it is read back in the same transaction: the
-    // filing and what it shows are one audited event.
-    let (id, shown) = state
-        .writer
-        .write(move |tx| {
-            let id = obs::insert(tx.conn, &v, &user)?;
-            tx.audit(&entry.record(KIND, &id).parts(&[
-                obs::PART_CORE,
-                obs::PART_NARRATIVE,
-                obs::PART_PERSONS,
-            ]))?;
-            let shown = obs::get(tx.conn, &d, &id)?;
-            Ok((id, shown))
-        })
-        .await?;
-    Ok(super::created(id, shown.map(|s| s.view)))
 }
 
 #[utoipa::path(get, path = "/api/v1/observations", tag = "observations", params(ListQuery),
@@ -72,8 +47,8 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     query: web::Query<ListQuery>,
-) -> Result<web::Json<Page<ObservationView>>, AppError> {
-    super::list_records(&state, bearer, &query, KIND, obs::list).await
+) -> Result<HttpResponse, AppError> {
+    records::list::<Observations>(&state, bearer, query.into_inner()).await
 }
 
 #[utoipa::path(get, path = "/api/v1/observations/{id}", tag = "observations",
@@ -84,6 +59,6 @@ pub async fn get(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<String>,
-) -> Result<web::Json<ObservationView>, AppError> {
-    super::get_record(&state, bearer, &path, KIND, obs::get).await
+) -> Result<HttpResponse, AppError> {
+    records::read::<Observations>(&state, bearer, &path, None).await
 }

@@ -1,4 +1,5 @@
-//! Operations endpoints (no token): liveness, readiness, the OpenAPI document.
+//! Operations endpoints (no token): liveness, readiness, the OpenAPI document; and the
+//! metrics, served only on the operator's own address (`SAMVERKAN_METRICS_BIND`).
 
 use actix_web::{get, web, HttpResponse};
 use diesel::connection::SimpleConnection;
@@ -58,7 +59,7 @@ impl Modify for BearerAuth {
         super::reference::organizations, super::reference::places,
         super::observations::create, super::observations::list, super::observations::get,
         super::situation_reports::create, super::situation_reports::list, super::situation_reports::get,
-        super::referrals::create, super::referrals::list, super::referrals::get, super::referrals::feedback, super::referrals::consent,
+        super::referrals::create, super::referrals::list, super::referrals::get, super::referrals::feedback, super::referrals::consent, super::referrals::withdraw_consent,
         super::admin::list_organizations, super::admin::create_organization, super::admin::update_organization,
         super::admin::list_places, super::admin::create_place,
         super::admin::list_users, super::admin::create_user, super::admin::get_user, super::admin::update_user,
@@ -72,4 +73,21 @@ pub struct ApiDoc;
 #[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The metrics in Prometheus' text format: served by the separate operator listener,
+/// never on the public address.
+pub async fn metrics(registry: web::Data<prometheus::Registry>) -> HttpResponse {
+    use prometheus::Encoder;
+    let mut body = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    match encoder.encode(&registry.gather(), &mut body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(encoder.format_type())
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }

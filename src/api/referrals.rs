@@ -1,20 +1,23 @@
-//! `/api/v1/referrals`: anyone mandated files an orosanmälan; social services of the
-//! receiving organisation return feedback and record consents.
+//! `/api/v1/referrals`: every case role files an orosanmälan; social services of the
+//! receiving organisation return feedback, record consents and withdraw them.
 
 use actix_web::{get, post, web, HttpResponse};
 
+use super::extractors::JsonBody;
+use super::records::{self, Written};
 use crate::app::AppState;
-use crate::audit::AuditEntry;
-use crate::auth::principal::Bearer;
-use crate::auth::Principal;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
+use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};
-use crate::policy::Action;
-use crate::records::observations::place_exists;
-use crate::records::referrals::{self as rf, NewConsent, NewFeedback, NewReferral, ReferralView};
-use crate::records::{record_id, Decider, ListQuery, Page};
-use crate::storage::models::Referral;
-
-const KIND: &str = "referral";
+use crate::fields::record_id;
+use crate::policy::{Action, ReferralPart, Resource};
+use crate::records::referrals::{
+    self as rf, NewConsent, NewFeedback, NewReferral, ReferralView, Referrals, StoredReferral,
+};
+use crate::records::visibility::{self, Answer, RecordKind};
+use crate::records::{ListQuery, Page};
+use crate::storage::models::User;
+use crate::storage::{now_micros, DbConnection};
 
 #[utoipa::path(post, path = "/api/v1/referrals", tag = "referrals", request_body = NewReferral,
     security(("bearer" = [])),
@@ -24,48 +27,22 @@ const KIND: &str = "referral";
 pub async fn create(
     state: web::Data<AppState>,
     principal: Principal,
-    body: super::JsonBody<NewReferral>,
+    body: JsonBody<NewReferral>,
 ) -> Result<HttpResponse, AppError> {
     let v = body.validate()?;
-    let (key, place) = (v.receiving_organization.clone(), v.place.clone());
-    let receiving = state
-        .db
-        .run(move |c| {
-            if let Some(p) = &place {
-                if !place_exists(c, p)? {
-                    return Err(AppError::bad_request(
-                        "unknown_place",
-                        "place is not a known place (see GET /api/v1/places)",
-                    ));
-                }
-            }
-            rf::receiving_org(c, &key)
-        })
-        .await?;
-    let d = super::decider(&state, &principal);
-    if !d.allows(Action::Create, &rf::create_resource(&v, &receiving.id, &d)) {
-        return Err(super::refuse(
-            &state,
-            &principal,
-            "create",
-            KIND,
-            None,
-            AppError::Forbidden,
-        )
-        .await);
-    }
-    let user = principal.user.clone();
-    let entry = AuditEntry::new("create", "success", &principal.meta).actor(principal.actor());
-    let (id, shown) = state
-        .writer
-        .write(move |tx| {
-            let id = rf::insert(tx.conn, &v, &receiving, &user)?;
-            tx.audit(&entry.record(KIND, &id).parts(&[rf::PART_CHILD]))?;
-            let shown = rf::get(tx.conn, &d, &id)?;
-            Ok((id, shown))
-        })
-        .await?;
-    Ok(super::created(id, shown.map(|s| s.view)))
+    records::known_place(&state, v.place.clone()).await?;
+    let key = v.receiving_organization.clone();
+    let receiving = state.db.run(move |c| rf::receiving_org(c, &key)).await?;
+    let d = records::decider(&state, &principal);
+    let resources = vec![rf::create_resource(&v, &receiving.id, &d)];
+    records::create::<Referrals, _>(
+        &state,
+        &principal,
+        resources,
+        vec![ReferralPart::ChildAndConcern.as_str()],
+        move |c, user| rf::insert(c, &v, &receiving, user),
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals", params(ListQuery),
@@ -76,8 +53,8 @@ pub async fn list(
     state: web::Data<AppState>,
     bearer: Bearer,
     query: web::Query<ListQuery>,
-) -> Result<web::Json<Page<ReferralView>>, AppError> {
-    super::list_records(&state, bearer, &query, KIND, rf::list).await
+) -> Result<HttpResponse, AppError> {
+    records::list::<Referrals>(&state, bearer, query.into_inner()).await
 }
 
 #[utoipa::path(get, path = "/api/v1/referrals/{id}", tag = "referrals",
@@ -88,52 +65,76 @@ pub async fn get(
     state: web::Data<AppState>,
     bearer: Bearer,
     path: web::Path<String>,
-) -> Result<web::Json<ReferralView>, AppError> {
-    super::get_record(&state, bearer, &path, KIND, rf::get).await
+) -> Result<HttpResponse, AppError> {
+    records::read::<Referrals>(&state, bearer, &path, None).await
 }
 
-/// Loads a referral for a write on it: a referral the user cannot see at all is a 404,
-/// one they can see but may not change this way a 403.
-async fn target(
+/// What a write on an existing referral is: how it is audited, the action the policy is
+/// asked about, and the parts it writes (for the audit entry).
+struct WriteOn {
+    audit: AuditAction,
+    action: Action,
+    parts: Vec<&'static str>,
+}
+
+/// A write on an existing referral, decided and done in one transaction: a referral the
+/// user cannot see at all is a 404 (as one that does not exist); one they can see but
+/// may not change this way a 403. `decide` names what the write stores (`None`: the
+/// target inside the referral does not exist, a 404 too); every one must be allowed
+/// under `action`. Each refusal is audited.
+async fn write_on<D, W>(
     state: &AppState,
     principal: &Principal,
-    d: &Decider,
-    id: &str,
-    action: Action,
-    part_kind: &'static str,
-    audit_action: &str,
-) -> Result<Referral, AppError> {
-    let (lookup, dd) = (id.to_owned(), d.clone());
-    let found = state
-        .db
-        .run(move |c| {
-            let visible = rf::get(c, &dd, &lookup)?.is_some();
-            Ok(rf::load(c, &lookup)?.filter(|_| visible))
+    raw_id: &str,
+    WriteOn {
+        audit,
+        action,
+        parts,
+    }: WriteOn,
+    decide: D,
+    write: W,
+) -> Result<HttpResponse, AppError>
+where
+    D: FnOnce(&StoredReferral, i64) -> Option<Vec<Resource>> + Send + 'static,
+    W: FnOnce(&mut DbConnection, &str, &User) -> Result<(), AppError> + Send + 'static,
+{
+    let kind = Referrals::KIND.as_str();
+    let Ok(id) = record_id(raw_id) else {
+        return Err(records::refuse(state, principal, audit, kind, None, AppError::NotFound).await);
+    };
+    let d = records::decider(state, principal);
+    let p = principal.clone();
+    let user = principal.user.clone();
+    let rid = id.clone();
+    let written = state
+        .writer
+        .write(move |tx| {
+            let now = now_micros();
+            let refused = |tx: &mut crate::audit::writer::Tx<'_>, err: AppError| {
+                tx.audit(&records::refusal(&p, audit, kind, Some(&rid), &err))?;
+                Ok::<_, AppError>(Written::Refused(err))
+            };
+            let Some(target) = visibility::target::<Referrals>(tx.conn, &d, &rid, now)? else {
+                return refused(tx, AppError::NotFound);
+            };
+            let Some(resources) = decide(&target, now) else {
+                return refused(tx, AppError::NotFound);
+            };
+            if !resources.iter().all(|r| d.allows(action, r)) {
+                return refused(tx, AppError::Forbidden);
+            }
+            write(tx.conn, &rid, &user)?;
+            tx.audit(
+                &AuditEntry::by(&p, audit, Outcome::Success)
+                    .record(kind, &rid)
+                    .parts(&parts),
+            )?;
+            let answer: Option<Answer> =
+                visibility::read::<Referrals>(tx.conn, &d, &rid, now, None)?;
+            Ok(Written::Done(answer))
         })
         .await?;
-    let Some(r) = found else {
-        return Err(super::refuse(
-            state,
-            principal,
-            audit_action,
-            KIND,
-            Some(id),
-            AppError::NotFound,
-        )
-        .await);
-    };
-    if !d.allows(action, &rf::part(part_kind, &r, true)) {
-        return Err(super::refuse(
-            state,
-            principal,
-            audit_action,
-            KIND,
-            Some(id),
-            AppError::Forbidden,
-        )
-        .await);
-    }
-    Ok(r)
+    Ok(records::created(id, written.into_result()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/feedback", tag = "referrals", request_body = NewFeedback,
@@ -145,40 +146,27 @@ pub async fn feedback(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: super::JsonBody<NewFeedback>,
+    body: JsonBody<NewFeedback>,
 ) -> Result<HttpResponse, AppError> {
-    let id = record_id(&path)?;
     let (status, note) = body.validate()?;
-    let d = super::decider(&state, &principal);
-    target(
+    let with_note = note.is_some();
+    let mut parts = vec![ReferralPart::FeedbackStatus.as_str()];
+    if with_note {
+        parts.push(ReferralPart::SocialNotes.as_str());
+    }
+    write_on(
         &state,
         &principal,
-        &d,
-        &id,
-        Action::WriteFeedback,
-        rf::PART_STATUS,
-        "feedback",
+        &path,
+        WriteOn {
+            audit: AuditAction::Feedback,
+            action: Action::WriteFeedback,
+            parts,
+        },
+        move |s, _| Some(rf::feedback_resources(s, with_note)),
+        move |c, id, user| rf::insert_feedback(c, id, &status, note, user),
     )
-    .await?;
-    let user = principal.user.clone();
-    let mut parts = vec![rf::PART_STATUS];
-    if note.is_some() {
-        parts.push(rf::PART_NOTES);
-    }
-    let entry = AuditEntry::new("feedback", "success", &principal.meta)
-        .actor(principal.actor())
-        .record(KIND, &id)
-        .parts(&parts);
-    let rid = id.clone();
-    let shown = state
-        .writer
-        .write(move |tx| {
-            rf::insert_feedback(tx.conn, &rid, &status, note, &user)?;
-            tx.audit(&entry)?;
-            rf::get(tx.conn, &d, &rid)
-        })
-        .await?;
-    Ok(super::created(id, shown.map(|s| s.view)))
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/consents", tag = "referrals", request_body = NewConsent,
@@ -190,34 +178,53 @@ pub async fn consent(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    body: super::JsonBody<NewConsent>,
+    body: JsonBody<NewConsent>,
 ) -> Result<HttpResponse, AppError> {
-    let id = record_id(&path)?;
     let c = body.validate()?;
-    let d = super::decider(&state, &principal);
-    target(
+    let decided = c.clone();
+    write_on(
         &state,
         &principal,
-        &d,
-        &id,
-        Action::RecordConsent,
-        rf::PART_RELEASED,
-        "consent",
+        &path,
+        WriteOn {
+            audit: AuditAction::Consent,
+            action: Action::RecordConsent,
+            parts: vec![
+                ReferralPart::ReleasedDetails.as_str(),
+                ReferralPart::SocialNotes.as_str(),
+            ],
+        },
+        move |s, _| Some(rf::consent_resources(s, &decided)),
+        move |conn, id, user| rf::insert_consent(conn, id, &c, user).map(|_| ()),
     )
-    .await?;
-    let user = principal.user.clone();
-    let entry = AuditEntry::new("consent", "success", &principal.meta)
-        .actor(principal.actor())
-        .record(KIND, &id)
-        .parts(&[rf::PART_RELEASED, rf::PART_NOTES]);
-    let rid = id.clone();
-    let shown = state
-        .writer
-        .write(move |tx| {
-            rf::insert_consent(tx.conn, &rid, &c, &user)?;
-            tx.audit(&entry)?;
-            rf::get(tx.conn, &d, &rid)
-        })
-        .await?;
-    Ok(super::created(id, shown.map(|s| s.view)))
+    .await
+}
+
+#[utoipa::path(post, path = "/api/v1/referrals/{id}/consents/{consent_id}/withdraw", tag = "referrals",
+    params(("id" = String, Path, description = "Referral id"), ("consent_id" = String, Path, description = "The consent's id (in `consents`)")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "withdrawn: the details it released are hidden from now on", body = ReferralView),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/referrals/{id}/consents/{consent_id}/withdraw")]
+pub async fn withdraw_consent(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, consent_id) = path.into_inner();
+    let consent_id = record_id(&consent_id).unwrap_or_default();
+    let target = consent_id.clone();
+    write_on(
+        &state,
+        &principal,
+        &id,
+        WriteOn {
+            audit: AuditAction::ConsentWithdraw,
+            action: Action::WithdrawConsent,
+            parts: vec![ReferralPart::ReleasedDetails.as_str()],
+        },
+        move |s, now| rf::withdraw_resources(s, &target, now),
+        move |c, id, user| rf::withdraw_consent(c, id, &consent_id, user),
+    )
+    .await
 }

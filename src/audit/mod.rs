@@ -3,14 +3,78 @@
 //! commits to the one before, so altering, deleting or reordering any entry shows.
 
 pub mod review;
+pub mod writer;
 
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::auth::Principal;
 use crate::error::AppError;
+use crate::policy::vocabulary::vocabulary;
+pub use crate::request::RequestMeta;
 use crate::storage::models::AuditRow;
 use crate::storage::schema::audit_log;
 use crate::storage::{now_micros, DbConnection};
+
+vocabulary!(
+    /// What an audit entry records.
+    AuditAction {
+        Read => "read",
+        List => "list",
+        Create => "create",
+        Feedback => "feedback",
+        Consent => "consent",
+        ConsentWithdraw => "consent_withdraw",
+        Login => "login",
+        TokenRefresh => "token_refresh",
+        Logout => "logout",
+        PasswordChange => "password_change",
+        AdminCreate => "admin_create",
+        AdminUpdate => "admin_update",
+        Administer => "administer",
+        AuditReview => "audit_review",
+        AuditExport => "audit_export",
+        AuditSummary => "audit_summary",
+        LegalHoldSet => "legal_hold_set",
+        LegalHoldCleared => "legal_hold_cleared",
+        LegalHoldList => "legal_hold_list",
+        Erase => "erase",
+        RetentionDryRun => "retention_dry_run",
+        DemoSeed => "demo_seed",
+    }
+);
+
+impl AuditAction {
+    /// Writes to case data (for the auditor's per-user summary).
+    pub fn writes_case_data(self) -> bool {
+        matches!(
+            self,
+            AuditAction::Create
+                | AuditAction::Feedback
+                | AuditAction::Consent
+                | AuditAction::ConsentWithdraw
+        )
+    }
+}
+
+vocabulary!(
+    /// How it ended.
+    Outcome {
+        Success => "success",
+        /// Refused by the policy (403).
+        Denied => "denied",
+        /// Nothing visible there (404: hidden or never existing).
+        NotFound => "not_found",
+        /// Invalid credentials or token.
+        Failed => "failed",
+        /// Too many failed logins.
+        Throttled => "throttled",
+        /// A spent refresh token came back.
+        ReuseDetected => "reuse_detected",
+        /// Due for erasure but under legal hold.
+        Held => "held",
+    }
+);
 
 /// Hash of the (empty) chain before the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -31,43 +95,79 @@ pub struct Actor {
     pub role: String,
 }
 
+impl Actor {
+    /// The signed-in user of a request.
+    pub fn of(p: &Principal) -> Self {
+        Actor {
+            id: p.user.id.clone(),
+            username: p.user.username.clone(),
+            organization_id: p.organization.id.clone(),
+            role: p.user.role.clone(),
+        }
+    }
+
+    /// A user as stored (before a session exists: login).
+    pub fn user(u: &crate::storage::models::User) -> Self {
+        Actor {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            organization_id: u.organization_id.clone(),
+            role: u.role.clone(),
+        }
+    }
+}
+
 /// One entry before it is chained. `parts` names the parts disclosed or written.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub actor: Option<Actor>,
-    pub action: String,
+    pub action: AuditAction,
     pub record_kind: Option<String>,
     pub record_id: Option<String>,
     /// The parts' names, comma-separated as stored (joined once, where the entry is made).
     pub parts: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub request_id: Option<String>,
     pub purpose: Option<String>,
     pub client: Option<String>,
-}
-
-/// Where a request came from, for its audit entries.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub request_id: Option<String>,
-    pub purpose: Option<String>,
-    pub client: Option<String>,
+    /// Administrative changes: the changed fields before and after, as JSON.
+    pub changes: Option<String>,
 }
 
 impl AuditEntry {
-    pub fn new(action: &str, outcome: &str, meta: &RequestMeta) -> Self {
+    pub fn new(action: AuditAction, outcome: Outcome, meta: &RequestMeta) -> Self {
         AuditEntry {
-            action: action.to_owned(),
-            outcome: outcome.to_owned(),
+            actor: None,
+            action,
+            record_kind: None,
+            record_id: None,
+            parts: String::new(),
+            outcome,
             request_id: meta.request_id.clone(),
             purpose: meta.purpose.clone(),
             client: meta.client.clone(),
-            ..Default::default()
+            changes: None,
         }
+    }
+
+    /// An entry for what the signed-in user of a request did.
+    pub fn by(p: &Principal, action: AuditAction, outcome: Outcome) -> Self {
+        AuditEntry::new(action, outcome, &p.meta).actor(Actor::of(p))
     }
 
     pub fn actor(mut self, actor: Actor) -> Self {
         self.actor = Some(actor);
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// The changed fields before and after (administrative changes; never secrets).
+    pub fn changes(mut self, changes: serde_json::Value) -> Self {
+        self.changes = Some(changes.to_string());
         self
     }
 
@@ -117,6 +217,10 @@ pub fn entry_hash(row: &AuditRow) -> String {
     field(opt(&row.request_id));
     field(opt(&row.purpose));
     field(opt(&row.client));
+    // Only when present, so that entries from before the field hash as they always did.
+    if let Some(changes) = &row.changes {
+        field(changes);
+    }
     lower_hex(&h.finalize())
 }
 
@@ -192,16 +296,17 @@ pub fn chain(
             actor_username,
             actor_org_id,
             actor_role,
-            action: entry.action,
+            action: entry.action.as_str().to_owned(),
             record_kind: entry.record_kind,
             record_id: entry.record_id,
             parts: entry.parts,
-            outcome: entry.outcome,
+            outcome: entry.outcome.as_str().to_owned(),
             request_id: entry.request_id,
             purpose: entry.purpose,
             client: entry.client,
             prev_hash: std::mem::take(&mut head.hash),
             hash: String::new(),
+            changes: entry.changes,
         };
         row.hash = entry_hash(&row);
         head.seq = row.seq;

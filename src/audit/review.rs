@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
-use crate::records::{format_time, parse_time, MAX_PAGE};
+use crate::fields::{format_time, parse_time};
 use crate::storage::models::AuditRow;
 use crate::storage::schema::{audit_keys, audit_log};
 use crate::storage::DbConnection;
@@ -101,7 +101,8 @@ impl AuditQuery {
     }
 }
 
-pub const PAGE_LIMIT: i64 = MAX_PAGE;
+/// Most entries a page of the review returns.
+pub const PAGE_LIMIT: i64 = 100;
 pub const EXPORT_LIMIT: i64 = 50_000;
 
 /// One audit entry as auditors see it.
@@ -120,6 +121,10 @@ pub struct AuditEntryView {
     pub request_id: Option<String>,
     pub purpose: Option<String>,
     pub client: Option<String>,
+    /// Administrative changes: the changed fields before and after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub changes: Option<serde_json::Value>,
     pub hash: String,
 }
 
@@ -144,6 +149,10 @@ impl From<AuditRow> for AuditEntryView {
             request_id: r.request_id,
             purpose: r.purpose,
             client: r.client,
+            changes: r
+                .changes
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
             hash: r.hash,
         }
     }
@@ -229,11 +238,16 @@ pub fn to_csv(items: &[AuditEntryView]) -> String {
         };
         format!("\"{}\"", s.replace('"', "\"\""))
     }
-    let mut out = String::from("seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,hash\n");
+    let mut out = String::from("seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash\n");
     for e in items {
         let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
+        let changes = e
+            .changes
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             e.seq,
             cell(&e.at),
             o(&e.actor),
@@ -247,6 +261,7 @@ pub fn to_csv(items: &[AuditEntryView]) -> String {
             o(&e.request_id),
             o(&e.purpose),
             o(&e.client),
+            cell(&changes),
             cell(&e.hash)
         ));
     }
@@ -331,7 +346,7 @@ pub fn summary(
                 *a.reads_by_kind.entry(k).or_default() += n;
             }
             a.reads += n;
-        } else if matches!(action.as_str(), "create" | "feedback" | "consent") {
+        } else if crate::audit::AuditAction::parse(&action).is_some_and(|a| a.writes_case_data()) {
             a.writes += n;
         }
     }

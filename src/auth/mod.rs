@@ -1,8 +1,9 @@
-//! Authentication: passwords, tokens, login throttling and the `Principal` extractor.
+//! Authentication: passwords (argon2id, bounded), tokens (JWT access, opaque refresh)
+//! and the signed-in user behind a token. What is recorded of it, and the sign-in use
+//! cases, are in `account`.
 
 pub mod password;
 pub mod principal;
-pub mod service;
 pub mod tokens;
 
-pub use principal::Principal;
+pub use principal::{Bearer, Principal, SessionCache};

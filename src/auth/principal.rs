@@ -1,20 +1,15 @@
-//! The `Principal` extractor: bearer token → verified claims → the user as stored now
-//! (role, organisation, places), with the session and token epoch still valid.
+//! The signed-in user of a request: bearer token → verified claims → the user as stored
+//! now (role, organisation, places), with the session and token epoch still valid.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::dev::Payload;
-use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 use diesel::prelude::*;
 
 use super::tokens::Claims;
-use crate::app::AppState;
-use crate::audit::{Actor, RequestMeta};
 use crate::error::AppError;
 use crate::policy::PrincipalAttrs;
-use crate::storage::cache::Caches;
+use crate::request::RequestMeta;
+use crate::storage::cache::GenCache;
 use crate::storage::models::{Organization, Session, User};
 use crate::storage::schema::{organizations, sessions, user_places, users};
 use crate::storage::{now_micros, DbConnection};
@@ -30,48 +25,11 @@ pub struct Principal {
     pub attrs: PrincipalAttrs,
 }
 
-impl Principal {
-    pub fn actor(&self) -> Actor {
-        Actor {
-            id: self.user.id.clone(),
-            username: self.user.username.clone(),
-            organization_id: self.organization.id.clone(),
-            role: self.user.role.clone(),
-        }
-    }
-}
-
-/// Longest purpose text kept from the `X-Purpose` header.
-const MAX_PURPOSE: usize = 200;
-
-/// Request id, purpose and client address of a request, for its audit entries.
-pub fn request_meta(req: &HttpRequest) -> RequestMeta {
-    let request_id = req
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(|id| id.to_string());
-    let purpose = req
-        .headers()
-        .get("x-purpose")
-        // Purposes are often Swedish: accept UTF-8, not just visible ASCII.
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .map(|s| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_PURPOSE)
-                .collect::<String>()
-        })
-        .filter(|s| !s.trim().is_empty());
-    let client = req.peer_addr().map(|a| a.ip().to_string());
-    RequestMeta {
-        request_id,
-        purpose,
-        client,
-    }
-}
-
 /// A session with its user, the user's organisation and assigned places.
 pub type SessionUser = (Session, User, Organization, Vec<String>);
+
+/// Signed-in users by session id, valid for one cache generation.
+pub type SessionCache = GenCache<String, Arc<SessionUser>>;
 
 /// The user, organisation and places behind a session, if the session is live.
 pub fn load_session_user(
@@ -112,6 +70,10 @@ pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> Pr
     }
 }
 
+fn invalid_token() -> AppError {
+    AppError::unauthorized("The access token is missing, invalid or expired.")
+}
+
 /// A verified access token whose session is not yet checked: hot read paths resolve it
 /// inside their own database job (one hand-off instead of two).
 #[derive(Debug, Clone)]
@@ -121,6 +83,10 @@ pub struct Bearer {
 }
 
 impl Bearer {
+    pub fn new(claims: Arc<Claims>, meta: RequestMeta) -> Self {
+        Bearer { claims, meta }
+    }
+
     /// Whether the session is live, the user enabled and the token of the current epoch.
     fn admits(&self, (session, user, _, _): &SessionUser) -> bool {
         session.revoked_at.is_none()
@@ -143,79 +109,25 @@ impl Bearer {
 
     /// The user from memory, when the session is cached for the current generation and
     /// admits this token; `None` sends the caller to the database (which decides).
-    pub fn cached(&self, caches: &Caches) -> Option<Principal> {
-        let su = caches
-            .sessions
-            .get(self.claims.sid.as_str(), caches.generation())?;
+    pub fn cached(&self, sessions: &SessionCache) -> Option<Principal> {
+        let su = sessions.get(self.claims.sid.as_str())?;
         self.admits(&su).then(|| self.clone().into_principal(&su))
     }
 
     /// The user as stored now, if the session is live, the user enabled and the token of
     /// the current epoch; what was read is cached for the next request.
-    pub fn resolve(self, conn: &mut DbConnection, caches: &Caches) -> Result<Principal, AppError> {
-        let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
-        let generation = caches.generation();
-        let su = load_session_user(conn, &self.claims.sid)?.ok_or_else(invalid)?;
+    pub fn resolve(
+        self,
+        conn: &mut DbConnection,
+        sessions: &SessionCache,
+    ) -> Result<Principal, AppError> {
+        let generation = sessions.generation();
+        let su = load_session_user(conn, &self.claims.sid)?.ok_or_else(invalid_token)?;
         let su = Arc::new(su);
-        caches
-            .sessions
-            .insert(self.claims.sid.clone(), su.clone(), generation);
+        sessions.insert(self.claims.sid.clone(), su.clone(), generation);
         if !self.admits(&su) {
-            return Err(invalid());
+            return Err(invalid_token());
         }
         Ok(self.into_principal(&su))
-    }
-}
-
-fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| AppError::internal("app state missing"))?;
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
-        })?;
-    let claims = state.tokens.verify_access(token)?;
-    Ok((
-        state,
-        Bearer {
-            claims,
-            meta: request_meta(req),
-        },
-    ))
-}
-
-impl FromRequest for Bearer {
-    type Error = AppError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        std::future::ready(bearer(req).map(|(_, b)| b))
-    }
-}
-
-impl FromRequest for Principal {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let checked = bearer(req);
-        Box::pin(async move {
-            let (state, bearer) = checked?;
-            if let Some(p) = bearer.cached(&state.caches) {
-                return Ok(p);
-            }
-            let caches = state.caches.clone();
-            state.db.run(move |c| bearer.resolve(c, &caches)).await
-        })
     }
 }

@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Secret, TokenSettings};
 use crate::error::AppError;
-use crate::records::CursorSeal;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -30,6 +29,11 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// No signing key was configured.
+#[derive(Debug, thiserror::Error)]
+#[error("no token signing key configured")]
+pub struct NoSigningKey;
+
 #[derive(Clone)]
 pub struct TokenService {
     signing_kid: String,
@@ -40,7 +44,8 @@ pub struct TokenService {
     audience: String,
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
-    cursor_seal: CursorSeal,
+    /// Keys [`TokenService::fingerprint`].
+    fingerprint_key: [u8; 64],
     /// Tokens whose signature and claims were verified, by their exact text: a guard
     /// re-reading the lägesbild presents the same token for its whole lifetime. The
     /// time checks (exp, nbf) still run on every use; the keys never change while the
@@ -52,10 +57,8 @@ pub struct TokenService {
 const VERIFIED_TOKENS: usize = 10_000;
 
 impl TokenService {
-    pub fn new(settings: &TokenSettings, keys: &[(String, Secret)]) -> Result<Self, String> {
-        let (kid, secret) = keys
-            .first()
-            .ok_or_else(|| "no token signing key configured".to_owned())?;
+    pub fn new(settings: &TokenSettings, keys: &[(String, Secret)]) -> Result<Self, NoSigningKey> {
+        let (kid, secret) = keys.first().ok_or(NoSigningKey)?;
         let decoding = keys
             .iter()
             .map(|(k, s)| (k.clone(), DecodingKey::from_secret(s.expose().as_bytes())))
@@ -77,7 +80,18 @@ impl TokenService {
             audience: settings.audience.clone(),
             access_ttl_secs: settings.access_ttl_secs,
             refresh_ttl_secs: settings.refresh_ttl_secs,
-            cursor_seal: CursorSeal::new(secret.expose().as_bytes()),
+            // One HMAC-SHA256 block: a key of this length is used as it is.
+            fingerprint_key: {
+                let mut key = [0u8; 64];
+                for (i, half) in key.chunks_mut(32).enumerate() {
+                    let mut h = Sha256::new();
+                    h.update(b"samverkan fingerprint v1\0");
+                    h.update([i as u8]);
+                    h.update(secret.expose().as_bytes());
+                    half.copy_from_slice(&h.finalize());
+                }
+                key
+            },
             verified: Arc::default(),
         })
     }
@@ -105,9 +119,14 @@ impl TokenService {
         jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AppError::internal)
     }
 
-    /// Seals list cursors, keyed from the signing key.
-    pub fn cursor_seal(&self) -> &CursorSeal {
-        &self.cursor_seal
+    /// A keyed hash of `text` (16 hex digits), the same on every instance: what is
+    /// stored instead of a typed username that is no account (it may be a password), so
+    /// that repeated attempts still show as one name without the text being kept.
+    pub fn fingerprint(&self, text: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new((&self.fingerprint_key).into());
+        mac.update(text.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..8])
     }
 
     /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
@@ -23,12 +23,19 @@ use cedar_policy::{
 };
 
 mod load;
+pub mod scope;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod vocabulary;
 
 pub use load::Problem;
+pub use scope::Scope;
 pub use table::{run_decision_tables, run_embedded_decision_tables, TableReport};
+pub use vocabulary::{
+    AdminKind, Audience, ObservationPart, OrganizationKind, RecordKind, ReferralPart, ReleasedTo,
+    Role,
+};
 
 /// Who is asking; built by the caller from the database for each request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,17 +58,19 @@ pub enum Action {
     Create,
     WriteFeedback,
     RecordConsent,
+    WithdrawConsent,
     Administer,
     ReadAudit,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Read,
         Action::Create,
         Action::WriteFeedback,
         Action::RecordConsent,
+        Action::WithdrawConsent,
         Action::Administer,
         Action::ReadAudit,
     ];
@@ -73,36 +82,18 @@ impl Action {
             Action::Create => "create",
             Action::WriteFeedback => "write_feedback",
             Action::RecordConsent => "record_consent",
+            Action::WithdrawConsent => "withdraw_consent",
             Action::Administer => "administer",
             Action::ReadAudit => "read_audit",
         }
     }
 
     fn index(self) -> usize {
-        match self {
-            Action::Read => 0,
-            Action::Create => 1,
-            Action::WriteFeedback => 2,
-            Action::RecordConsent => 3,
-            Action::Administer => 4,
-            Action::ReadAudit => 5,
-        }
+        self as usize
     }
-}
 
-impl FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.cedar_name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown action `{s}` (expected one of: {})",
-                    Action::ALL.map(Action::cedar_name).join(", ")
-                )
-            })
+    pub fn parse(s: &str) -> Option<Self> {
+        Action::ALL.into_iter().find(|a| a.cedar_name() == s)
     }
 }
 
@@ -112,38 +103,48 @@ impl fmt::Display for Action {
     }
 }
 
+/// What a consent says about the details it releases, as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConsentFacts {
+    /// Not expired and not withdrawn.
+    pub valid: bool,
+    pub released_to: ReleasedTo,
+}
+
 /// The thing being decided on: one part of one record (never the record id: decisions depend
 /// on attributes only, so they can be cached).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Resource {
-    /// kind: "core" (place, time, category, reporter pseudonym) | "narrative" | "persons" | "reporter_identity"
     ObservationPart {
-        kind: &'static str,
+        kind: ObservationPart,
         place: String,
         reporter_id: String,
         reporter_org_id: String,
     },
-    /// A lägesbild section; audience "general" also covers the title/validity header.
-    /// audience: "general" | "on_site" | "police_only"
+    /// One section of a lägesbild, by its audience.
     ReportSection {
-        audience: String,
+        audience: Audience,
         place: String,
         author_id: String,
         author_org_id: String,
     },
-    /// kind: "child_and_concern" | "feedback_status" | "social_notes" | "released_details"
-    /// consent_valid: for "released_details", whether the consent that releases it is valid
-    /// now (false otherwise).
+    /// `consent` is set for `released_details` only: the consent that releases them.
     ReferralPart {
-        kind: &'static str,
+        kind: ReferralPart,
         place: Option<String>,
         reporter_id: String,
         reporter_org_id: String,
         receiving_org_id: String,
-        consent_valid: bool,
+        consent: Option<ConsentFacts>,
     },
-    /// Administration of "organizations" | "places" | "users" | "legal_holds"
-    Admin { kind: &'static str },
+    /// Administration of organisations, places, users and legal holds.
+    Admin { kind: AdminKind },
+    /// An account as it would be after an administrative change.
+    Account {
+        user_id: String,
+        role: String,
+        organization_kind: String,
+    },
     /// The audit trail (metadata only).
     AuditLog,
 }
@@ -156,24 +157,16 @@ impl Resource {
             Resource::ReportSection { .. } => "ReportSection",
             Resource::ReferralPart { .. } => "ReferralPart",
             Resource::Admin { .. } => "Admin",
+            Resource::Account { .. } => "Account",
             Resource::AuditLog => "AuditLog",
         }
     }
 }
 
-/// Observation part kinds, as declared in the schema.
-pub const OBSERVATION_PART_KINDS: [&str; 4] = ["core", "narrative", "persons", "reporter_identity"];
-/// Lägesbild section audiences, as declared in the schema.
-pub const REPORT_AUDIENCES: [&str; 3] = ["general", "on_site", "police_only"];
-/// Referral part kinds, as declared in the schema.
-pub const REFERRAL_PART_KINDS: [&str; 4] = [
-    "child_and_concern",
-    "feedback_status",
-    "social_notes",
-    "released_details",
-];
-/// Administration kinds, as declared in the schema.
-pub const ADMIN_KINDS: [&str; 4] = ["organizations", "places", "users", "legal_holds"];
+/// Why a question could not be put to the policies (which means deny).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("{0}")]
+pub struct Unevaluable(String);
 
 /// A problem loading the policies or the decision tables.
 #[derive(Debug, thiserror::Error)]
@@ -213,17 +206,19 @@ struct Names {
     audience: EntityTypeName,
     referral_part: EntityTypeName,
     referral_part_kind: EntityTypeName,
+    released_to: EntityTypeName,
     admin: EntityTypeName,
     admin_kind: EntityTypeName,
+    account: EntityTypeName,
     audit_log: EntityTypeName,
     actions: Vec<EntityUid>,
 }
 
 impl Names {
-    fn new() -> Result<Self, String> {
+    fn new() -> Result<Self, Unevaluable> {
         let ty = |name: &str| {
             EntityTypeName::from_str(&format!("Samverkan::{name}"))
-                .map_err(|e| format!("bad entity type name {name}: {e}"))
+                .map_err(|e| Unevaluable(format!("bad entity type name {name}: {e}")))
         };
         let action_type = ty("Action")?;
         Ok(Names {
@@ -237,8 +232,10 @@ impl Names {
             audience: ty("Audience")?,
             referral_part: ty("ReferralPart")?,
             referral_part_kind: ty("ReferralPartKind")?,
+            released_to: ty("ReleasedTo")?,
             admin: ty("Admin")?,
             admin_kind: ty("AdminKind")?,
+            account: ty("Account")?,
             audit_log: ty("AuditLog")?,
             actions: Action::ALL
                 .iter()
@@ -324,13 +321,18 @@ impl DecisionCache {
     }
 }
 
-/// The loaded policy set, its schema, and a bounded decision cache.
+/// The loaded policy set, its schema, a bounded decision cache and the scopes worked
+/// out from it per principal.
 pub struct PolicyEngine {
     policies: PolicySet,
     schema: Schema,
     authorizer: Authorizer,
     names: Names,
     cache: DecisionCache,
+    scopes: scope::ScopeCache,
+    /// Per record kind: whether every rule about its parts compares the record's people,
+    /// organisations and place only with the principal's own (see `scope`).
+    relational: scope::Relational,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -359,34 +361,38 @@ impl PolicyEngine {
 
     fn from_sources(sources: &load::Sources) -> Result<Self, PolicyError> {
         let (schema, policies) = sources.compile()?;
-        let names = Names::new().map_err(|message| {
-            PolicyError::Invalid(vec![Problem::new(sources.schema_label(), None, message)])
+        let names = Names::new().map_err(|e| {
+            PolicyError::Invalid(vec![Problem::new(sources.schema_label(), None, e.0)])
         })?;
+        let relational = scope::Relational::of(&policies);
         let engine = PolicyEngine {
             policies,
             schema,
             authorizer: Authorizer::new(),
             names,
             cache: DecisionCache::new(),
+            scopes: scope::ScopeCache::default(),
+            relational,
         };
         engine.check_schema_fits(sources)?;
         Ok(engine)
     }
 
-    /// Check that the schema declares everything the service fills in, so that a schema
-    /// edit cannot silently turn every request into a deny.
+    /// Check that the schema declares everything the service fills in — every name of
+    /// `vocabulary` on every action that applies to it — so that a schema edit cannot
+    /// silently turn requests into denies.
     fn check_schema_fits(&self, sources: &load::Sources) -> Result<(), PolicyError> {
         let principal = PrincipalAttrs {
             user_id: "schema-check".into(),
-            role: "police_officer".into(),
+            role: Role::PoliceOfficer.as_str().into(),
             organization_id: "org".into(),
-            organization_kind: "police".into(),
+            organization_kind: OrganizationKind::Police.as_str().into(),
             mandated_reporter: true,
             places: vec!["place".into()],
         };
         let mut samples: Vec<(Action, Resource)> = Vec::new();
         for action in [Action::Read, Action::Create] {
-            for kind in OBSERVATION_PART_KINDS {
+            for &kind in ObservationPart::ALL {
                 samples.push((
                     action,
                     Resource::ObservationPart {
@@ -397,11 +403,11 @@ impl PolicyEngine {
                     },
                 ));
             }
-            for audience in REPORT_AUDIENCES {
+            for &audience in Audience::ALL {
                 samples.push((
                     action,
                     Resource::ReportSection {
-                        audience: audience.into(),
+                        audience,
                         place: "place".into(),
                         author_id: "u".into(),
                         author_org_id: "org".into(),
@@ -414,31 +420,67 @@ impl PolicyEngine {
             Action::Create,
             Action::WriteFeedback,
             Action::RecordConsent,
+            Action::WithdrawConsent,
         ] {
-            for kind in REFERRAL_PART_KINDS {
+            for &kind in ReferralPart::ALL {
                 for place in [None, Some("place".to_string())] {
-                    samples.push((
-                        action,
-                        Resource::ReferralPart {
-                            kind,
-                            place,
-                            reporter_id: "u".into(),
-                            reporter_org_id: "org".into(),
-                            receiving_org_id: "org2".into(),
-                            consent_valid: true,
-                        },
-                    ));
+                    for &released_to in ReleasedTo::ALL {
+                        samples.push((
+                            action,
+                            Resource::ReferralPart {
+                                kind,
+                                place: place.clone(),
+                                reporter_id: "u".into(),
+                                reporter_org_id: "org".into(),
+                                receiving_org_id: "org2".into(),
+                                consent: (kind == ReferralPart::ReleasedDetails).then_some(
+                                    ConsentFacts {
+                                        valid: true,
+                                        released_to,
+                                    },
+                                ),
+                            },
+                        ));
+                    }
                 }
             }
         }
-        for kind in ADMIN_KINDS {
+        for &kind in AdminKind::ALL {
             samples.push((Action::Administer, Resource::Admin { kind }));
         }
+        for &role in Role::ALL {
+            for &kind in OrganizationKind::ALL {
+                samples.push((
+                    Action::Administer,
+                    Resource::Account {
+                        user_id: "u".into(),
+                        role: role.as_str().into(),
+                        organization_kind: kind.as_str().into(),
+                    },
+                ));
+            }
+        }
         samples.push((Action::ReadAudit, Resource::AuditLog));
+        // Every role and organisation kind as the principal too, on a few questions.
+        let mut principals = vec![principal.clone()];
+        for &role in Role::ALL {
+            for &kind in OrganizationKind::ALL {
+                principals.push(PrincipalAttrs {
+                    role: role.as_str().into(),
+                    organization_kind: kind.as_str().into(),
+                    ..principal.clone()
+                });
+            }
+        }
+        let mut questions: Vec<(&PrincipalAttrs, Action, &Resource)> =
+            samples.iter().map(|(a, r)| (&principal, *a, r)).collect();
+        for p in &principals {
+            questions.push((p, Action::ReadAudit, &Resource::AuditLog));
+        }
         let mut seen = HashSet::new();
         let mut problems: Vec<Problem> = Vec::new();
-        for (action, resource) in &samples {
-            if let Err(e) = self.evaluate(&principal, *action, resource) {
+        for (p, action, resource) in questions {
+            if let Err(e) = self.evaluate(p, action, resource) {
                 if seen.insert(e.clone()) {
                     problems.push(Problem::new(
                         sources.schema_label(),
@@ -484,6 +526,14 @@ impl PolicyEngine {
         }
     }
 
+    /// The rows of `kind` worth reading for this principal (see `scope`), worked out once
+    /// per principal and kept.
+    pub fn scope(&self, principal: &PrincipalAttrs, kind: RecordKind) -> Arc<Scope> {
+        self.scopes.get_or_compute(principal, kind, || {
+            Scope::compute(self, principal, kind, self.relational.exact(kind))
+        })
+    }
+
     /// The decision without the cache, with the ids of the rules that decided it, or the
     /// reason the request could not be evaluated (which means deny).
     pub fn explain(
@@ -491,7 +541,7 @@ impl PolicyEngine {
         principal: &PrincipalAttrs,
         action: Action,
         resource: &Resource,
-    ) -> Result<(bool, Vec<String>), String> {
+    ) -> Result<(bool, Vec<String>), Unevaluable> {
         let response = self.evaluate(principal, action, resource)?;
         let errors: Vec<String> = response
             .diagnostics()
@@ -499,7 +549,7 @@ impl PolicyEngine {
             .map(|e| e.to_string())
             .collect();
         if !errors.is_empty() {
-            return Err(errors.join("; "));
+            return Err(Unevaluable(errors.join("; ")));
         }
         let mut reasons: Vec<String> = response
             .diagnostics()
@@ -531,14 +581,14 @@ impl PolicyEngine {
         principal: &PrincipalAttrs,
         action: Action,
         resource: &Resource,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, Unevaluable> {
         let principal_entity = self.principal_entity(principal)?;
         let principal_uid = principal_entity.uid();
         let resource_entity = self.resource_entity(resource)?;
         let resource_uid = resource_entity.uid();
         let entities =
             Entities::from_entities([principal_entity, resource_entity], Some(&self.schema))
-                .map_err(|e| format!("entities: {}", with_help(&e)))?;
+                .map_err(|e| Unevaluable(format!("entities: {}", with_help(&e))))?;
         let action_uid = self.names.actions[action.index()].clone();
         let request = Request::new(
             principal_uid,
@@ -547,13 +597,13 @@ impl PolicyEngine {
             Context::empty(),
             Some(&self.schema),
         )
-        .map_err(|e| format!("request: {}", with_help(&e)))?;
+        .map_err(|e| Unevaluable(format!("request: {}", with_help(&e))))?;
         Ok(self
             .authorizer
             .is_authorized(&request, &self.policies, &entities))
     }
 
-    fn principal_entity(&self, p: &PrincipalAttrs) -> Result<Entity, String> {
+    fn principal_entity(&self, p: &PrincipalAttrs) -> Result<Entity, Unevaluable> {
         let n = &self.names;
         let attrs = HashMap::from([
             ("role".to_string(), entity_ref(&n.role, &p.role)),
@@ -579,10 +629,10 @@ impl PolicyEngine {
             ),
         ]);
         Entity::new(uid(&n.user, &p.user_id), attrs, HashSet::new())
-            .map_err(|e| format!("principal: {}", with_help(&e)))
+            .map_err(|e| Unevaluable(format!("principal: {}", with_help(&e))))
     }
 
-    fn resource_entity(&self, r: &Resource) -> Result<Entity, String> {
+    fn resource_entity(&self, r: &Resource) -> Result<Entity, Unevaluable> {
         let n = &self.names;
         let (ty, attrs) = match r {
             Resource::ObservationPart {
@@ -593,7 +643,7 @@ impl PolicyEngine {
             } => (
                 &n.observation_part,
                 vec![
-                    ("kind", entity_ref(&n.observation_part_kind, kind)),
+                    ("kind", entity_ref(&n.observation_part_kind, kind.as_str())),
                     ("place", RestrictedExpression::new_string(place.clone())),
                     ("reporter", entity_ref(&n.user, reporter_id)),
                     ("reporter_org", entity_ref(&n.organization, reporter_org_id)),
@@ -607,7 +657,7 @@ impl PolicyEngine {
             } => (
                 &n.report_section,
                 vec![
-                    ("audience", entity_ref(&n.audience, audience)),
+                    ("audience", entity_ref(&n.audience, audience.as_str())),
                     ("place", RestrictedExpression::new_string(place.clone())),
                     ("author", entity_ref(&n.user, author_id)),
                     ("author_org", entity_ref(&n.organization, author_org_id)),
@@ -619,10 +669,10 @@ impl PolicyEngine {
                 reporter_id,
                 reporter_org_id,
                 receiving_org_id,
-                consent_valid,
+                consent,
             } => {
                 let mut attrs = vec![
-                    ("kind", entity_ref(&n.referral_part_kind, kind)),
+                    ("kind", entity_ref(&n.referral_part_kind, kind.as_str())),
                     ("reporter", entity_ref(&n.user, reporter_id)),
                     ("reporter_org", entity_ref(&n.organization, reporter_org_id)),
                     (
@@ -631,21 +681,45 @@ impl PolicyEngine {
                     ),
                     (
                         "consent_valid",
-                        RestrictedExpression::new_bool(*consent_valid),
+                        RestrictedExpression::new_bool(consent.is_some_and(|c| c.valid)),
                     ),
                 ];
                 if let Some(place) = place {
                     attrs.push(("place", RestrictedExpression::new_string(place.clone())));
                 }
+                if let Some(c) = consent {
+                    attrs.push((
+                        "released_to",
+                        entity_ref(&n.released_to, c.released_to.as_str()),
+                    ));
+                }
                 (&n.referral_part, attrs)
             }
-            Resource::Admin { kind } => (&n.admin, vec![("kind", entity_ref(&n.admin_kind, kind))]),
+            Resource::Admin { kind } => (
+                &n.admin,
+                vec![("kind", entity_ref(&n.admin_kind, kind.as_str()))],
+            ),
+            Resource::Account {
+                user_id,
+                role,
+                organization_kind,
+            } => (
+                &n.account,
+                vec![
+                    ("user", entity_ref(&n.user, user_id)),
+                    ("role", entity_ref(&n.role, role)),
+                    (
+                        "organization_kind",
+                        entity_ref(&n.organization_kind, organization_kind),
+                    ),
+                ],
+            ),
             Resource::AuditLog => (&n.audit_log, Vec::new()),
         };
         let attrs: HashMap<String, RestrictedExpression> =
             attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Entity::new(uid(ty, RESOURCE_ID), attrs, HashSet::new())
-            .map_err(|e| format!("resource: {}", with_help(&e)))
+            .map_err(|e| Unevaluable(format!("resource: {}", with_help(&e))))
     }
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use super::load::{self, Problem, SourceFile};
 use super::{
-    Action, PolicyEngine, PolicyError, PrincipalAttrs, Resource, ADMIN_KINDS,
-    OBSERVATION_PART_KINDS, REFERRAL_PART_KINDS,
+    Action, AdminKind, Audience, ConsentFacts, ObservationPart, OrganizationKind, PolicyEngine,
+    PolicyError, PrincipalAttrs, ReferralPart, ReleasedTo, Resource, Role,
 };
 
 /// Outcome of the decision tables in `dir/decisions.csv` run against the policies in `dir`.
@@ -151,17 +151,19 @@ fn yes_no(column: &str, value: &str) -> Result<bool, String> {
     }
 }
 
-fn known(column: &str, value: &str, allowed: &[&'static str]) -> Result<&'static str, String> {
-    allowed
-        .iter()
-        .copied()
-        .find(|k| *k == value)
-        .ok_or_else(|| {
-            format!(
-                "cannot read row: {column} `{value}` is not one of {}",
-                allowed.join(", ")
-            )
-        })
+/// A value of one of the vocabulary's lists, or a message naming the list.
+fn known<T>(
+    column: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    listed: fn() -> String,
+) -> Result<T, String> {
+    parse(value).ok_or_else(|| {
+        format!(
+            "cannot read row: {column} `{value}` is not one of {}",
+            listed()
+        )
+    })
 }
 
 /// Who filed/wrote the record, their organisation, and the receiving organisation.
@@ -176,9 +178,12 @@ impl Case {
         let [role, org_kind, mandated, assigned, action, resource, kind, relation, consent, expect] =
             std::array::from_fn(&get);
         let mandated_reporter = yes_no("mandated", mandated)?;
-        let action: Action = action
-            .parse()
-            .map_err(|e| format!("cannot read row: {e}"))?;
+        let action = Action::parse(action).ok_or_else(|| {
+            format!(
+                "cannot read row: unknown action `{action}` (expected one of: {})",
+                Action::ALL.map(Action::cedar_name).join(", ")
+            )
+        })?;
         let expect = match expect {
             "allow" => true,
             "deny" => false,
@@ -188,12 +193,17 @@ impl Case {
                 ))
             }
         };
-        let consent_valid = match consent {
-            "valid" => true,
-            "invalid" | "-" => false,
+        // consent: valid/invalid, released to the reporter (the default) or, with
+        // `-org`, to the reporter's organisation; - = no consent.
+        let consent = match consent {
+            "valid" => Some((true, ReleasedTo::Reporter)),
+            "invalid" => Some((false, ReleasedTo::Reporter)),
+            "valid-org" => Some((true, ReleasedTo::ReporterOrganization)),
+            "invalid-org" => Some((false, ReleasedTo::ReporterOrganization)),
+            "-" => None,
             other => {
                 return Err(format!(
-                    "cannot read row: consent must be valid, invalid or -, not `{other}`"
+                    "cannot read row: consent must be valid, invalid, valid-org, invalid-org or -, not `{other}`"
                 ))
             }
         };
@@ -263,7 +273,7 @@ impl Case {
                 not_receiving()?;
                 let p = need_parties()?;
                 Resource::ObservationPart {
-                    kind: known("kind", kind, &OBSERVATION_PART_KINDS)?,
+                    kind: known("kind", kind, ObservationPart::parse, ObservationPart::listed)?,
                     place: need_place()?,
                     reporter_id: p.author.to_string(),
                     reporter_org_id: p.author_org.to_string(),
@@ -273,7 +283,7 @@ impl Case {
                 not_receiving()?;
                 let p = need_parties()?;
                 Resource::ReportSection {
-                    audience: kind.to_string(),
+                    audience: known("kind", kind, Audience::parse, Audience::listed)?,
                     place: need_place()?,
                     author_id: p.author.to_string(),
                     author_org_id: p.author_org.to_string(),
@@ -281,22 +291,49 @@ impl Case {
             }
             "referral" => {
                 let p = need_parties()?;
+                let kind = known("kind", kind, ReferralPart::parse, ReferralPart::listed)?;
                 Resource::ReferralPart {
-                    kind: known("kind", kind, &REFERRAL_PART_KINDS)?,
+                    kind,
                     place,
                     reporter_id: p.author.to_string(),
                     reporter_org_id: p.author_org.to_string(),
                     receiving_org_id: p.receiving_org.to_string(),
-                    consent_valid,
+                    consent: (kind == ReferralPart::ReleasedDetails).then(|| {
+                        let (valid, released_to) = consent.unwrap_or((false, ReleasedTo::Reporter));
+                        ConsentFacts { valid, released_to }
+                    }),
                 }
             }
             "admin" => Resource::Admin {
-                kind: known("kind", kind, &ADMIN_KINDS)?,
+                kind: known("kind", kind, AdminKind::parse, AdminKind::listed)?,
             },
+            // kind: the account's role and organisation kind, e.g. guard/security;
+            // relation: own (the user's own account) or other.
+            "account" => {
+                let (role, org_kind) = kind.split_once('/').ok_or_else(|| {
+                    format!("cannot read row: an account's kind is role/organisation_kind, not `{kind}`")
+                })?;
+                known("kind", role, Role::parse, Role::listed)?;
+                known("kind", org_kind, OrganizationKind::parse, OrganizationKind::listed)?;
+                let user_id = match relation {
+                    "own" => USER,
+                    "other" => SOMEONE_ELSE,
+                    other => {
+                        return Err(format!(
+                            "cannot read row: an account's relation is own or other, not `{other}`"
+                        ))
+                    }
+                };
+                Resource::Account {
+                    user_id: user_id.to_string(),
+                    role: role.to_string(),
+                    organization_kind: org_kind.to_string(),
+                }
+            }
             "audit_log" => Resource::AuditLog,
             other => {
                 return Err(format!(
-                    "cannot read row: resource must be observation, report_section, referral, admin or audit_log, not `{other}`"
+                    "cannot read row: resource must be observation, report_section, referral, admin, account or audit_log, not `{other}`"
                 ))
             }
         };

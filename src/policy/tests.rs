@@ -52,9 +52,9 @@ fn user(role: &str, org: &str, kind: &str, mandated: bool, places: &[&str]) -> P
     }
 }
 
-fn observation(kind: &'static str, place: &str, reporter: &str) -> Resource {
+fn observation(kind: &str, place: &str, reporter: &str) -> Resource {
     Resource::ObservationPart {
-        kind,
+        kind: ObservationPart::parse(kind).unwrap(),
         place: place.to_string(),
         reporter_id: reporter.to_string(),
         reporter_org_id: "org-security".to_string(),
@@ -197,11 +197,11 @@ fn a_schema_error_names_the_schema_file_and_line() {
 
 #[test]
 fn a_schema_that_does_not_fit_the_service_is_rejected() {
-    // No rule uses organization_kind, so the policies still validate, but the service
+    // No rule uses a referral's place, so the policies still validate, but the service
     // sends it: every request would fail, so loading must fail instead.
     let dir = ScratchDir::copy_of_policies();
     let text = dir.read("schema.cedarschema");
-    let broken = text.replacen("    organization_kind: OrganizationKind,\n", "", 1);
+    let broken = text.replacen("    place?: String,\n", "", 1);
     assert_ne!(broken, text);
     dir.write("schema.cedarschema", &broken);
     let err = PolicyEngine::load(&dir.0).unwrap_err();
@@ -211,7 +211,7 @@ fn a_schema_that_does_not_fit_the_service_is_rejected() {
         dir.0.join("schema.cedarschema").display()
     );
     assert!(shown.starts_with(&prefix), "{shown}");
-    assert!(shown.contains("organization_kind"), "{shown}");
+    assert!(shown.contains("place"), "{shown}");
     assert_eq!(err.problems().len(), 1, "{shown}");
 
     // A rule that uses an attribute the schema lost fails validation.
@@ -227,22 +227,11 @@ fn a_schema_that_does_not_fit_the_service_is_rejected() {
 fn a_missing_id_is_rejected() {
     let dir = ScratchDir::copy_of_policies();
     let text = dir.read("administration.cedar");
-    let broken = text.replacen("@id(\"auditor-reads-audit-trail\")\n", "", 1);
+    let annotation = "@id(\"auditor-reads-audit-trail\")\n";
+    let broken = text.replacen(annotation, "", 1);
     assert_ne!(broken, text);
-    let line = broken
-        .lines()
-        .position(|l| l.starts_with("permit"))
-        .map(|first| {
-            broken
-                .lines()
-                .enumerate()
-                .skip(first + 1)
-                .find(|(_, l)| l.starts_with("permit"))
-                .unwrap()
-                .0
-                + 1
-        })
-        .unwrap();
+    // The rule's `permit` now starts on the line its annotation was on.
+    let line = text[..text.find(annotation).unwrap()].matches('\n').count() + 1;
     dir.write("administration.cedar", &broken);
     let err = PolicyEngine::load(&dir.0).unwrap_err();
     let shown = err.to_string();
@@ -340,32 +329,35 @@ fn the_cache_agrees_with_fresh_evaluation() {
     let mut resources = Vec::new();
     for place in ["sergels-torg", "hasselby-torg"] {
         for reporter in ["guard-1", "police_officer-1", "other"] {
-            for kind in OBSERVATION_PART_KINDS {
-                resources.push(observation(kind, place, reporter));
+            for kind in ObservationPart::ALL {
+                resources.push(observation(kind.as_str(), place, reporter));
             }
-            for audience in REPORT_AUDIENCES {
+            for &audience in Audience::ALL {
                 resources.push(Resource::ReportSection {
-                    audience: audience.to_string(),
+                    audience,
                     place: place.to_string(),
                     author_id: reporter.to_string(),
                     author_org_id: "org-police".to_string(),
                 });
             }
-            for kind in REFERRAL_PART_KINDS {
-                for consent_valid in [false, true] {
-                    resources.push(Resource::ReferralPart {
-                        kind,
-                        place: Some(place.to_string()),
-                        reporter_id: reporter.to_string(),
-                        reporter_org_id: "org-police".to_string(),
-                        receiving_org_id: "org-social_services".to_string(),
-                        consent_valid,
-                    });
+            for &kind in ReferralPart::ALL {
+                for valid in [false, true] {
+                    for &released_to in ReleasedTo::ALL {
+                        resources.push(Resource::ReferralPart {
+                            kind,
+                            place: Some(place.to_string()),
+                            reporter_id: reporter.to_string(),
+                            reporter_org_id: "org-police".to_string(),
+                            receiving_org_id: "org-social_services".to_string(),
+                            consent: (kind == ReferralPart::ReleasedDetails)
+                                .then_some(ConsentFacts { valid, released_to }),
+                        });
+                    }
                 }
             }
         }
     }
-    for kind in ADMIN_KINDS {
+    for &kind in AdminKind::ALL {
         resources.push(Resource::Admin { kind });
     }
     resources.push(Resource::AuditLog);
@@ -413,8 +405,8 @@ fn a_list_of_similar_records_costs_a_handful_of_evaluations() {
         &["sergels-torg"],
     );
     for _record in 0..50 {
-        for kind in OBSERVATION_PART_KINDS {
-            let r = observation(kind, "sergels-torg", "someone");
+        for kind in ObservationPart::ALL {
+            let r = observation(kind.as_str(), "sergels-torg", "someone");
             let _ = engine.is_allowed(&guard, Action::Read, &r);
         }
     }
@@ -473,7 +465,7 @@ fn demo_world_examples() {
     ));
     // filing: only at an assigned place, only as themselves
     let filed = |place: &str, reporter: &str| Resource::ObservationPart {
-        kind: "core",
+        kind: ObservationPart::Core,
         place: place.into(),
         reporter_id: reporter.into(),
         reporter_org_id: "org-ov".into(),
@@ -483,12 +475,12 @@ fn demo_world_examples() {
     assert!(!engine.is_allowed(&vakt1, Action::Create, &filed("sergels-torg", "vakt2")));
     // feedback status: not for an unmandated guard, yes once the flag is switched
     let feedback = Resource::ReferralPart {
-        kind: "feedback_status",
+        kind: ReferralPart::FeedbackStatus,
         place: None,
         reporter_id: "vakt1".into(),
         reporter_org_id: "org-ov".into(),
         receiving_org_id: "org-soc".into(),
-        consent_valid: false,
+        consent: None,
     };
     assert!(!engine.is_allowed(&vakt1, Action::Read, &feedback));
     let mandated = PrincipalAttrs {
@@ -528,11 +520,19 @@ fn errors_deny() {
     ));
     let admin = user("admin", "org", "municipality", true, &[]);
     // an action that does not apply to the resource type
-    assert!(!engine.is_allowed(&admin, Action::Read, &Resource::Admin { kind: "users" }));
+    assert!(!engine.is_allowed(
+        &admin,
+        Action::Read,
+        &Resource::Admin {
+            kind: AdminKind::Users
+        }
+    ));
     assert!(engine.is_allowed(
         &admin,
         Action::Administer,
-        &Resource::Admin { kind: "users" }
+        &Resource::Admin {
+            kind: AdminKind::Users
+        }
     ));
     assert!(engine
         .explain(&bad_role, Action::Read, &Resource::AuditLog)

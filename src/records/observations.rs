@@ -3,18 +3,18 @@
 //! name people: the most restricted), `persons` (people described) and
 //! `reporter_identity` (who the reporter really is; OSL 35:1, guards as witnesses).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    birth_year, format_time, next_batch, parse_time, slug, text, Cursor, Decider, ListFilter,
-    Shown, MAX_SCAN,
-};
+use super::visibility::{slice_rows, RecordKind, SliceQuery};
+use super::{Cursor, Decider};
 use crate::error::AppError;
-use crate::policy::{Action, Resource};
+use crate::fields::{birth_year, format_time, parse_time, slug, text};
+use crate::policy::scope::OrgRelation;
+use crate::policy::{self, ObservationPart, Resource};
 use crate::storage::ids::in_ids;
 use crate::storage::models::{Observation, ObservationPerson, Organization, User};
 use crate::storage::schema::{observation_persons, observations, organizations, places, users};
@@ -31,11 +31,6 @@ pub const CATEGORIES: &[&str] = &[
     "other",
 ];
 const MAX_PERSONS: usize = 20;
-
-pub const PART_CORE: &str = "core";
-pub const PART_NARRATIVE: &str = "narrative";
-pub const PART_PERSONS: &str = "persons";
-pub const PART_REPORTER: &str = "reporter_identity";
 
 /// A person described in an observation (often without identity: alias, looks, age).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -161,108 +156,28 @@ pub struct ObservationView {
     pub reporter: Option<ReporterView>,
 }
 
-fn part(kind: &'static str, o: &Observation) -> Resource {
-    Resource::ObservationPart {
-        kind,
-        place: o.place_id.clone(),
-        reporter_id: o.reporter_id.clone(),
-        reporter_org_id: o.reporter_org_id.clone(),
-    }
-}
-
-/// Which parts of `o` the user may read.
-fn allowed_parts(d: &Decider, o: &Observation) -> Vec<&'static str> {
-    [PART_CORE, PART_NARRATIVE, PART_PERSONS, PART_REPORTER]
-        .into_iter()
-        .filter(|k| d.allows(Action::Read, &part(k, o)))
-        .collect()
-}
-
-/// The parts decided once per distinct (place, reporter, reporter's organisation) in a
-/// page: those are all a part's decision depends on, and a page has few of them.
-#[derive(Default)]
-struct PartsMemo(Vec<(String, String, String, Vec<&'static str>)>);
-
-impl PartsMemo {
-    fn allowed(&mut self, d: &Decider, o: &Observation) -> Vec<&'static str> {
-        let hit = self.0.iter().find(|(place, reporter, org, _)| {
-            *place == o.place_id && *reporter == o.reporter_id && *org == o.reporter_org_id
-        });
-        if let Some((_, _, _, parts)) = hit {
-            return parts.clone();
-        }
-        let parts = allowed_parts(d, o);
-        self.0.push((
-            o.place_id.clone(),
-            o.reporter_id.clone(),
-            o.reporter_org_id.clone(),
-            parts.clone(),
-        ));
-        parts
-    }
-}
-
-/// The resource a create is decided on: the core part as it would be stored.
-pub fn create_resource(v: &ValidObservation, d: &Decider) -> Resource {
+/// Every part a new observation stores, as it will be stored: its core, the description
+/// when there is one, the persons when there are any, and who filed it. Each must be
+/// allowed.
+pub fn create_resources(v: &ValidObservation, d: &Decider) -> Vec<Resource> {
     let p = d.principal();
-    Resource::ObservationPart {
-        kind: PART_CORE,
-        place: v.place.clone(),
-        reporter_id: p.user_id.clone(),
-        reporter_org_id: p.organization_id.clone(),
+    let mut kinds = vec![ObservationPart::Core];
+    if v.description.is_some() {
+        kinds.push(ObservationPart::Narrative);
     }
-}
-
-fn assemble(
-    o: &Observation,
-    parts: Vec<&'static str>,
-    persons: &[ObservationPerson],
-    reporter: Option<&(User, Organization)>,
-) -> Shown<ObservationView> {
-    let has = |k: &str| parts.contains(&k);
-    let core = has(PART_CORE);
-    let view = ObservationView {
-        id: o.id.clone(),
-        place: o.place_id.clone(),
-        created_at: format_time(o.created_at),
-        observed_at: core.then(|| format_time(o.observed_at)),
-        category: core.then(|| o.category.clone()),
-        reporter_pseudonym: if core {
-            reporter.map(|(u, _)| u.pseudonym.clone())
-        } else {
-            None
-        },
-        description: if has(PART_NARRATIVE) {
-            Some(o.description.clone().unwrap_or_default())
-        } else {
-            None
-        },
-        persons: has(PART_PERSONS).then(|| {
-            persons
-                .iter()
-                .map(|p| PersonView {
-                    description: p.description.clone(),
-                    estimated_birth_year: p.estimated_birth_year,
-                    age_uncertain: p.age_uncertain,
-                })
-                .collect()
-        }),
-        reporter: if has(PART_REPORTER) {
-            reporter.map(|(u, org)| ReporterView {
-                username: u.username.clone(),
-                display_name: u.display_name.clone(),
-                organization: org.name.clone(),
-                pseudonym: u.pseudonym.clone(),
-            })
-        } else {
-            None
-        },
-    };
-    Shown {
-        view,
-        id: o.id.clone(),
-        parts,
+    if !v.persons.is_empty() {
+        kinds.push(ObservationPart::Persons);
     }
+    kinds.push(ObservationPart::ReporterIdentity);
+    kinds
+        .into_iter()
+        .map(|kind| Resource::ObservationPart {
+            kind,
+            place: v.place.clone(),
+            reporter_id: p.user_id.clone(),
+            reporter_org_id: p.organization_id.clone(),
+        })
+        .collect()
 }
 
 pub fn place_exists(conn: &mut DbConnection, place: &str) -> Result<bool, AppError> {
@@ -309,9 +224,148 @@ pub fn insert(
     Ok(obs.id)
 }
 
+/// An observation with the persons it describes and who filed it.
+pub struct StoredObservation {
+    row: Observation,
+    persons: Vec<ObservationPerson>,
+    reporter: Option<(User, Organization)>,
+}
+
+/// The observation kind in the visibility pipeline.
+pub struct Observations;
+
+impl RecordKind for Observations {
+    const KIND: policy::RecordKind = policy::RecordKind::Observation;
+    type Row = Observation;
+    type Stored = StoredObservation;
+    type Part = ObservationPart;
+    type View = ObservationView;
+
+    /// Newest first by the time observed.
+    fn key(row: &Observation) -> Cursor {
+        Cursor {
+            time: row.observed_at,
+            id: row.id.clone(),
+        }
+    }
+
+    fn row(stored: &StoredObservation) -> &Observation {
+        &stored.row
+    }
+
+    fn load(conn: &mut DbConnection, id: &str) -> Result<Option<Observation>, AppError> {
+        Ok(observations::table
+            .filter(observations::id.eq(id))
+            .select(Observation::as_select())
+            .first::<Observation>(conn)
+            .optional()?)
+    }
+
+    fn load_slice(
+        conn: &mut DbConnection,
+        q: &SliceQuery<'_>,
+    ) -> Result<Vec<Observation>, AppError> {
+        slice_rows!(
+            conn, q, observations, Observation,
+            time: observed_at, owner: reporter_id, owner_org: reporter_org_id,
+            place: observations::place_id, place_column: place_id,
+            orgs: |rel: OrgRelation, org: String| -> Pred<observations::table> {
+                if rel.filed_here() {
+                    Box::new(observations::reporter_org_id.eq(org))
+                } else {
+                    Box::new(observations::reporter_org_id.ne(org))
+                }
+            },
+            contents: |_, _| None,
+            extra: |_| None,
+        )
+    }
+
+    fn attach(
+        conn: &mut DbConnection,
+        rows: Vec<Observation>,
+    ) -> Result<Vec<StoredObservation>, AppError> {
+        let ids: Vec<&str> = rows.iter().map(|o| o.id.as_str()).collect();
+        let mut persons = persons_of(conn, &ids)?;
+        let mut reporter_ids: Vec<&str> = rows.iter().map(|o| o.reporter_id.as_str()).collect();
+        reporter_ids.sort_unstable();
+        reporter_ids.dedup();
+        let reporters = reporters(conn, &reporter_ids)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredObservation {
+                persons: persons.remove(&row.id).unwrap_or_default(),
+                reporter: reporters.get(&row.reporter_id).cloned(),
+                row,
+            })
+            .collect())
+    }
+
+    fn parts(s: &StoredObservation, _now: i64) -> Vec<(ObservationPart, Resource)> {
+        ObservationPart::ALL
+            .iter()
+            .map(|&kind| {
+                (
+                    kind,
+                    Resource::ObservationPart {
+                        kind,
+                        place: s.row.place_id.clone(),
+                        reporter_id: s.row.reporter_id.clone(),
+                        reporter_org_id: s.row.reporter_org_id.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn part_name(part: ObservationPart) -> &'static str {
+        part.as_str()
+    }
+
+    fn view(s: &StoredObservation, parts: &[ObservationPart]) -> ObservationView {
+        let has = |k: ObservationPart| parts.contains(&k);
+        let o = &s.row;
+        let core = has(ObservationPart::Core);
+        ObservationView {
+            id: o.id.clone(),
+            place: o.place_id.clone(),
+            created_at: format_time(o.created_at),
+            observed_at: core.then(|| format_time(o.observed_at)),
+            category: core.then(|| o.category.clone()),
+            reporter_pseudonym: if core {
+                s.reporter.as_ref().map(|(u, _)| u.pseudonym.clone())
+            } else {
+                None
+            },
+            description: has(ObservationPart::Narrative)
+                .then(|| o.description.clone().unwrap_or_default()),
+            persons: has(ObservationPart::Persons).then(|| {
+                s.persons
+                    .iter()
+                    .map(|p| PersonView {
+                        description: p.description.clone(),
+                        estimated_birth_year: p.estimated_birth_year,
+                        age_uncertain: p.age_uncertain,
+                    })
+                    .collect()
+            }),
+            reporter: if has(ObservationPart::ReporterIdentity) {
+                s.reporter.as_ref().map(|(u, org)| ReporterView {
+                    username: u.username.clone(),
+                    display_name: u.display_name.clone(),
+                    organization: org.name.clone(),
+                    pseudonym: u.pseudonym.clone(),
+                })
+            } else {
+                None
+            },
+        }
+    }
+}
+
 fn reporters(
     conn: &mut DbConnection,
-    ids: &HashSet<&str>,
+    ids: &[&str],
 ) -> Result<HashMap<String, (User, Organization)>, AppError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -350,124 +404,4 @@ fn persons_of(
         map.entry(p.observation_id.clone()).or_default().push(p);
     }
     Ok(map)
-}
-
-/// Views for the given rows with their decided parts, leaving out those with none.
-fn views(
-    conn: &mut DbConnection,
-    decided: Vec<(Observation, Vec<&'static str>)>,
-) -> Result<Vec<Shown<ObservationView>>, AppError> {
-    let decided: Vec<(Observation, Vec<&'static str>)> = decided
-        .into_iter()
-        .filter(|(_, parts)| !parts.is_empty())
-        .collect();
-    let need_persons: Vec<&str> = decided
-        .iter()
-        .filter(|(_, p)| p.contains(&PART_PERSONS))
-        .map(|(o, _)| o.id.as_str())
-        .collect();
-    let persons = persons_of(conn, &need_persons)?;
-    let reporter_ids: HashSet<&str> = decided
-        .iter()
-        .map(|(o, _)| o.reporter_id.as_str())
-        .collect();
-    let reporters = reporters(conn, &reporter_ids)?;
-    Ok(decided
-        .iter()
-        .map(|(o, parts)| {
-            let ps = persons.get(&o.id).map(Vec::as_slice).unwrap_or(&[]);
-            assemble(o, parts.clone(), ps, reporters.get(&o.reporter_id))
-        })
-        .collect())
-}
-
-/// One observation as the user may see it; `None` when nothing of it is visible.
-pub fn get(
-    conn: &mut DbConnection,
-    d: &Decider,
-    id: &str,
-) -> Result<Option<Shown<ObservationView>>, AppError> {
-    let row = observations::table
-        .filter(observations::id.eq(id))
-        .select(Observation::as_select())
-        .first::<Observation>(conn)
-        .optional()?;
-    Ok(match row {
-        Some(o) => {
-            let parts = allowed_parts(d, &o);
-            views(conn, vec![(o, parts)])?.pop()
-        }
-        None => None,
-    })
-}
-
-/// Newest first by time observed; only rows with a visible part count toward the page.
-pub fn list(
-    conn: &mut DbConnection,
-    d: &Decider,
-    f: &ListFilter,
-) -> Result<(Vec<Shown<ObservationView>>, Option<String>), AppError> {
-    let mut out = Vec::new();
-    let mut cursor = f.cursor.clone();
-    let mut scanned = 0usize;
-    let mut batch = 0;
-    let mut memo = PartsMemo::default();
-    loop {
-        batch = next_batch(f.limit, batch, scanned);
-        let mut q = observations::table
-            .select(Observation::as_select())
-            .into_boxed();
-        if let Some(p) = &f.place {
-            q = q.filter(observations::place_id.eq(p.clone()));
-        }
-        if let Some(s) = f.since {
-            q = q.filter(observations::observed_at.ge(s));
-        }
-        if let Some(u) = f.until {
-            q = q.filter(observations::observed_at.lt(u));
-        }
-        if let Some(c) = &cursor {
-            q = q.filter(
-                observations::observed_at
-                    .lt(c.time)
-                    .or(observations::observed_at
-                        .eq(c.time)
-                        .and(observations::id.lt(c.id.clone()))),
-            );
-        }
-        let rows: Vec<Observation> = q
-            .order((observations::observed_at.desc(), observations::id.desc()))
-            .limit(batch)
-            .load(conn)?;
-        let exhausted = (rows.len() as i64) < batch;
-        scanned += rows.len();
-        let mut last_key = None;
-        let mut page_full = false;
-        let mut picked = Vec::new();
-        for o in rows {
-            last_key = Some(Cursor {
-                time: o.observed_at,
-                id: o.id.clone(),
-            });
-            let parts = memo.allowed(d, &o);
-            if !parts.is_empty() {
-                picked.push((o, parts));
-                if (out.len() + picked.len()) as i64 == f.limit {
-                    page_full = true;
-                    break;
-                }
-            }
-        }
-        out.extend(views(conn, picked)?);
-        if page_full {
-            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
-        }
-        if exhausted {
-            return Ok((out, None));
-        }
-        if scanned >= MAX_SCAN {
-            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
-        }
-        cursor = last_key;
-    }
 }

@@ -8,15 +8,16 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    birth_year, format_time, next_batch, opt_text, parse_time, slug, text, Cursor, Decider,
-    ListFilter, Shown, MAX_SCAN,
-};
+use super::visibility::{slice_rows, RecordKind, SliceQuery};
+use super::{Cursor, Decider};
 use crate::error::AppError;
-use crate::policy::{Action, Resource};
+use crate::fields::{birth_year, format_time, opt_text, parse_time, slug, text};
+use crate::policy::scope::{OrgRelation, Validity};
+use crate::policy::{self, ConsentFacts, ReferralPart, ReleasedTo, Resource};
 use crate::storage::ids::in_ids;
 use crate::storage::models::{Organization, Referral, ReferralConsent, ReferralFeedback, User};
 use crate::storage::schema::{
@@ -32,11 +33,6 @@ pub const STATUSES: &[&str] = &[
     "withheld",
 ];
 pub const GIVEN_BY: &[&str] = &["guardian", "youth", "both"];
-
-pub const PART_CHILD: &str = "child_and_concern";
-pub const PART_STATUS: &str = "feedback_status";
-pub const PART_NOTES: &str = "social_notes";
-pub const PART_RELEASED: &str = "released_details";
 
 /// The child, often without identity: an alias, a look, a guessed age.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
@@ -171,8 +167,12 @@ pub struct NewConsent {
     pub scope: String,
     /// RFC 3339; the details are released until then.
     pub valid_until: String,
-    /// The details the reporter may read while the consent is valid.
+    /// The details the recipients may read while the consent is valid.
     pub released_details: String,
+    /// Who may read the released details: `reporter` (the person who filed; the
+    /// default) or `reporter_organization`.
+    #[serde(default)]
+    pub released_to: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +181,7 @@ pub struct ValidConsent {
     pub scope: String,
     pub valid_until: i64,
     pub released_details: String,
+    pub released_to: ReleasedTo,
 }
 
 impl NewConsent {
@@ -203,6 +204,15 @@ impl NewConsent {
             scope: text("scope", &self.scope, 1, 500)?,
             valid_until,
             released_details: text("released_details", &self.released_details, 1, 4000)?,
+            released_to: match self.released_to.as_deref() {
+                None => ReleasedTo::Reporter,
+                Some(r) => ReleasedTo::parse(r).ok_or_else(|| {
+                    AppError::bad_request(
+                        "invalid_released_to",
+                        format!("released_to must be one of: {}", ReleasedTo::listed()),
+                    )
+                })?,
+            },
         })
     }
 }
@@ -224,6 +234,7 @@ pub struct ReleasedDetailView {
     pub given_by: String,
     pub scope: String,
     pub valid_until: String,
+    pub released_to: ReleasedTo,
     pub details: String,
 }
 
@@ -243,8 +254,15 @@ pub struct ConsentView {
     pub scope: String,
     pub valid_until: String,
     pub released_details: String,
+    /// `reporter` or `reporter_organization`.
+    pub released_to: String,
     pub recorded_by: String,
     pub created_at: String,
+    /// When the consent was withdrawn (the details are hidden from then on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_by: Option<String>,
 }
 
 /// A referral as one user may see it.
@@ -278,28 +296,84 @@ pub struct ReferralView {
     pub consents: Option<Vec<ConsentView>>,
 }
 
-pub fn part(kind: &'static str, r: &Referral, consent_valid: bool) -> Resource {
+/// A part of a referral as decided: one of the fixed parts, or the details released by
+/// one consent (by its position among the referral's consents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Fixed(ReferralPart),
+    Released(usize),
+}
+
+fn resource(r: &Referral, kind: ReferralPart, consent: Option<ConsentFacts>) -> Resource {
     Resource::ReferralPart {
         kind,
         place: r.place_id.clone(),
         reporter_id: r.reporter_id.clone(),
         reporter_org_id: r.reporter_org_id.clone(),
         receiving_org_id: r.receiving_org_id.clone(),
-        consent_valid,
+        consent,
     }
 }
 
-/// The resource a new referral is decided on.
+/// What the rules know of a consent: whether it is valid now (not expired, not
+/// withdrawn) and to whom it releases. An unknown recipient releases to no one.
+pub fn consent_facts(c: &ReferralConsent, now: i64) -> Option<ConsentFacts> {
+    Some(ConsentFacts {
+        valid: c.valid_until > now && c.withdrawn_at.is_none(),
+        released_to: ReleasedTo::parse(&c.released_to)?,
+    })
+}
+
+/// The resource a new referral is decided on: the part filing stores.
 pub fn create_resource(v: &ValidReferral, receiving_org_id: &str, d: &Decider) -> Resource {
     let p = d.principal();
     Resource::ReferralPart {
-        kind: PART_CHILD,
+        kind: ReferralPart::ChildAndConcern,
         place: v.place.clone(),
         reporter_id: p.user_id.clone(),
         reporter_org_id: p.organization_id.clone(),
         receiving_org_id: receiving_org_id.to_owned(),
-        consent_valid: false,
+        consent: None,
     }
+}
+
+/// What a feedback writes: the status, and with a note social services' notes.
+pub fn feedback_resources(s: &StoredReferral, with_note: bool) -> Vec<Resource> {
+    let mut out = vec![resource(&s.row, ReferralPart::FeedbackStatus, None)];
+    if with_note {
+        out.push(resource(&s.row, ReferralPart::SocialNotes, None));
+    }
+    out
+}
+
+/// What recording a consent writes: the details it releases, as it would release them,
+/// and the record of it in social services' notes.
+pub fn consent_resources(s: &StoredReferral, c: &ValidConsent) -> Vec<Resource> {
+    vec![
+        resource(
+            &s.row,
+            ReferralPart::ReleasedDetails,
+            Some(ConsentFacts {
+                valid: true,
+                released_to: c.released_to,
+            }),
+        ),
+        resource(&s.row, ReferralPart::SocialNotes, None),
+    ]
+}
+
+/// What withdrawing consent `consent_id` changes: the details it releases; `None` when
+/// the referral has no such consent.
+pub fn withdraw_resources(s: &StoredReferral, consent_id: &str, now: i64) -> Option<Vec<Resource>> {
+    let c = s.consents.iter().find(|c| c.id == consent_id)?;
+    Some(vec![resource(
+        &s.row,
+        ReferralPart::ReleasedDetails,
+        Some(consent_facts(c, now).unwrap_or(ConsentFacts {
+            valid: false,
+            released_to: ReleasedTo::Reporter,
+        })),
+    )])
 }
 
 /// Finds the receiving organisation by id or exact name; it must be social services.
@@ -310,7 +384,7 @@ pub fn receiving_org(conn: &mut DbConnection, key: &str) -> Result<Organization,
         .first::<Organization>(conn)
         .optional()?;
     match org {
-        Some(o) if o.kind == "social_services" => Ok(o),
+        Some(o) if o.kind == policy::OrganizationKind::SocialServices.as_str() => Ok(o),
         _ => Err(AppError::bad_request(
             "invalid_receiving_organization",
             "receiving_organization must be the id of a social-services organisation (see GET /api/v1/organizations)",
@@ -376,15 +450,17 @@ pub fn insert_feedback(
     Ok(())
 }
 
+/// Records a consent; returns its id.
 pub fn insert_consent(
     conn: &mut DbConnection,
     referral_id: &str,
     c: &ValidConsent,
     by: &User,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
+    let id = new_id();
     diesel::insert_into(referral_consents::table)
         .values(ReferralConsent {
-            id: new_id(),
+            id: id.clone(),
             referral_id: referral_id.to_owned(),
             given_by: c.given_by.clone(),
             scope: c.scope.clone(),
@@ -392,17 +468,306 @@ pub fn insert_consent(
             released_details: Some(c.released_details.clone()),
             recorded_by: by.id.clone(),
             created_at: now_micros(),
+            released_to: c.released_to.as_str().to_owned(),
+            withdrawn_at: None,
+            withdrawn_by: None,
         })
         .execute(conn)?;
+    Ok(id)
+}
+
+/// Marks a consent withdrawn (once: a second withdrawal changes nothing).
+pub fn withdraw_consent(
+    conn: &mut DbConnection,
+    referral_id: &str,
+    consent_id: &str,
+    by: &User,
+) -> Result<(), AppError> {
+    diesel::update(
+        referral_consents::table
+            .filter(referral_consents::id.eq(consent_id))
+            .filter(referral_consents::referral_id.eq(referral_id))
+            .filter(referral_consents::withdrawn_at.is_null()),
+    )
+    .set((
+        referral_consents::withdrawn_at.eq(now_micros()),
+        referral_consents::withdrawn_by.eq(&by.id),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
-pub fn load(conn: &mut DbConnection, id: &str) -> Result<Option<Referral>, AppError> {
-    Ok(referrals::table
-        .filter(referrals::id.eq(id))
-        .select(Referral::as_select())
-        .first::<Referral>(conn)
-        .optional()?)
+/// A referral with its consents, its feedback history and the names its view shows.
+pub struct StoredReferral {
+    row: Referral,
+    consents: Vec<ReferralConsent>,
+    history: Vec<FeedbackEntryView>,
+    receiving_name: String,
+    reporter_org_name: Option<String>,
+    /// Usernames of those who recorded or withdrew a consent, by user id.
+    usernames: HashMap<String, String>,
+}
+
+/// The orosanmälan kind in the visibility pipeline.
+pub struct Referrals;
+
+impl RecordKind for Referrals {
+    const KIND: policy::RecordKind = policy::RecordKind::Referral;
+    type Row = Referral;
+    type Stored = StoredReferral;
+    type Part = Part;
+    type View = ReferralView;
+
+    /// Newest first by the time filed.
+    fn key(row: &Referral) -> Cursor {
+        Cursor {
+            time: row.created_at,
+            id: row.id.clone(),
+        }
+    }
+
+    fn row(stored: &StoredReferral) -> &Referral {
+        &stored.row
+    }
+
+    fn load(conn: &mut DbConnection, id: &str) -> Result<Option<Referral>, AppError> {
+        Ok(referrals::table
+            .filter(referrals::id.eq(id))
+            .select(Referral::as_select())
+            .first::<Referral>(conn)
+            .optional()?)
+    }
+
+    fn load_slice(conn: &mut DbConnection, q: &SliceQuery<'_>) -> Result<Vec<Referral>, AppError> {
+        slice_rows!(
+            conn, q, referrals, Referral,
+            time: created_at, owner: reporter_id, owner_org: reporter_org_id,
+            place: referrals::place_id.assume_not_null(), place_column: place_id,
+            orgs: |rel: OrgRelation, org: String| -> Pred<referrals::table> {
+                let filed: Pred<referrals::table> = if rel.filed_here() {
+                    Box::new(referrals::reporter_org_id.eq(org.clone()))
+                } else {
+                    Box::new(referrals::reporter_org_id.ne(org.clone()))
+                };
+                let sent: Pred<referrals::table> = if rel.sent_here() {
+                    Box::new(referrals::receiving_org_id.eq(org))
+                } else {
+                    Box::new(referrals::receiving_org_id.ne(org))
+                };
+                match rel {
+                    OrgRelation::OtherToItself => Box::new(
+                        filed.and(sent).and(referrals::reporter_org_id.eq(referrals::receiving_org_id)),
+                    ),
+                    OrgRelation::OtherToOther => Box::new(
+                        filed.and(sent).and(referrals::reporter_org_id.ne(referrals::receiving_org_id)),
+                    ),
+                    _ => Box::new(filed.and(sent)),
+                }
+            },
+            contents: |c: &Content, now: i64| -> Option<Pred<referrals::table>> {
+                let Content::Consent(to, validity) = c else {
+                    return None;
+                };
+                let exists = diesel::dsl::sql::<Bool>(
+                    "EXISTS (SELECT 1 FROM referral_consents c \
+                     WHERE c.referral_id = referrals.id AND c.released_to = ",
+                )
+                .bind::<Text, _>(to.as_str());
+                Some(match validity {
+                    Validity::Any => Box::new(exists.sql(")")),
+                    Validity::Valid => Box::new(
+                        exists
+                            .sql(" AND c.withdrawn_at IS NULL AND c.valid_until > ")
+                            .bind::<BigInt, _>(now)
+                            .sql(")"),
+                    ),
+                })
+            },
+            extra: |_| None,
+        )
+    }
+
+    fn attach(
+        conn: &mut DbConnection,
+        rows: Vec<Referral>,
+    ) -> Result<Vec<StoredReferral>, AppError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut consents = consents_of(conn, &ids)?;
+        let mut org_ids: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| [r.receiving_org_id.as_str(), r.reporter_org_id.as_str()])
+            .collect();
+        org_ids.sort_unstable();
+        org_ids.dedup();
+        let orgs: HashMap<String, String> = organizations::table
+            .filter(in_ids(organizations::id, org_ids.iter().copied()))
+            .select((organizations::id, organizations::name))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect();
+        let mut history: HashMap<String, Vec<FeedbackEntryView>> = HashMap::new();
+        for (f, author) in referral_feedback::table
+            .inner_join(users::table)
+            .filter(in_ids(referral_feedback::referral_id, ids.iter().copied()))
+            .order(referral_feedback::created_at.asc())
+            .select((ReferralFeedback::as_select(), users::username))
+            .load::<(ReferralFeedback, String)>(conn)?
+        {
+            history
+                .entry(f.referral_id.clone())
+                .or_default()
+                .push(FeedbackEntryView {
+                    status: f.status,
+                    note: f.note,
+                    author,
+                    created_at: format_time(f.created_at),
+                });
+        }
+        let mut people: Vec<&str> = consents
+            .values()
+            .flatten()
+            .flat_map(|c| [Some(c.recorded_by.as_str()), c.withdrawn_by.as_deref()])
+            .flatten()
+            .collect();
+        people.sort_unstable();
+        people.dedup();
+        let usernames: HashMap<String, String> = if people.is_empty() {
+            HashMap::new()
+        } else {
+            users::table
+                .filter(in_ids(users::id, people.iter().copied()))
+                .select((users::id, users::username))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mine: Vec<ReferralConsent> = consents.remove(&row.id).unwrap_or_default();
+                let names = mine
+                    .iter()
+                    .flat_map(|c| [Some(&c.recorded_by), c.withdrawn_by.as_ref()])
+                    .flatten()
+                    .filter_map(|id| usernames.get(id).map(|n| (id.clone(), n.clone())))
+                    .collect();
+                StoredReferral {
+                    consents: mine,
+                    history: history.remove(&row.id).unwrap_or_default(),
+                    receiving_name: orgs.get(&row.receiving_org_id).cloned().unwrap_or_default(),
+                    reporter_org_name: orgs.get(&row.reporter_org_id).cloned(),
+                    usernames: names,
+                    row,
+                }
+            })
+            .collect())
+    }
+
+    /// The three fixed parts, then each consent's release.
+    fn parts(s: &StoredReferral, now: i64) -> Vec<(Part, Resource)> {
+        let mut out: Vec<(Part, Resource)> = [
+            ReferralPart::ChildAndConcern,
+            ReferralPart::FeedbackStatus,
+            ReferralPart::SocialNotes,
+        ]
+        .into_iter()
+        .map(|k| (Part::Fixed(k), resource(&s.row, k, None)))
+        .collect();
+        for (i, c) in s.consents.iter().enumerate() {
+            if let Some(facts) = consent_facts(c, now) {
+                out.push((
+                    Part::Released(i),
+                    resource(&s.row, ReferralPart::ReleasedDetails, Some(facts)),
+                ));
+            }
+        }
+        out
+    }
+
+    fn part_name(part: Part) -> &'static str {
+        match part {
+            Part::Fixed(k) => k.as_str(),
+            Part::Released(_) => ReferralPart::ReleasedDetails.as_str(),
+        }
+    }
+
+    fn view(s: &StoredReferral, parts: &[Part]) -> ReferralView {
+        let r = &s.row;
+        let has = |k: ReferralPart| parts.contains(&Part::Fixed(k));
+        let child = has(ReferralPart::ChildAndConcern);
+        let status = has(ReferralPart::FeedbackStatus);
+        let notes = has(ReferralPart::SocialNotes);
+        let released: Vec<&ReferralConsent> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Released(i) => s.consents.get(*i),
+                Part::Fixed(_) => None,
+            })
+            .collect();
+        let username = |id: &str| s.usernames.get(id).cloned().unwrap_or_default();
+        ReferralView {
+            id: r.id.clone(),
+            created_at: format_time(r.created_at),
+            receiving_organization: OrganizationRef {
+                id: r.receiving_org_id.clone(),
+                name: s.receiving_name.clone(),
+            },
+            place: r.place_id.clone(),
+            child: child.then(|| Child {
+                name: r.child_name.clone(),
+                personal_identity_number: r.child_personal_identity_number.clone(),
+                alias: r.child_alias.clone(),
+                estimated_birth_year: r.child_estimated_birth_year,
+                age_uncertain: Some(r.child_age_uncertain),
+                description: r.child_description.clone(),
+            }),
+            concern: if child { r.concern.clone() } else { None },
+            reporter_organization: if child {
+                s.reporter_org_name.clone()
+            } else {
+                None
+            },
+            status: status.then(|| r.status.clone()),
+            feedback: status.then(|| FeedbackStatusView {
+                status: r.status.clone(),
+                changed_at: format_time(r.status_changed_at),
+            }),
+            released_details: (!released.is_empty()).then(|| {
+                released
+                    .iter()
+                    .map(|c| ReleasedDetailView {
+                        given_by: c.given_by.clone(),
+                        scope: c.scope.clone(),
+                        valid_until: format_time(c.valid_until),
+                        released_to: ReleasedTo::parse(&c.released_to)
+                            .unwrap_or(ReleasedTo::Reporter),
+                        details: c.released_details.clone().unwrap_or_default(),
+                    })
+                    .collect()
+            }),
+            feedback_history: notes.then(|| s.history.clone()),
+            consents: notes.then(|| {
+                s.consents
+                    .iter()
+                    .map(|c| ConsentView {
+                        id: c.id.clone(),
+                        given_by: c.given_by.clone(),
+                        scope: c.scope.clone(),
+                        valid_until: format_time(c.valid_until),
+                        released_details: c.released_details.clone().unwrap_or_default(),
+                        released_to: c.released_to.clone(),
+                        recorded_by: username(&c.recorded_by),
+                        created_at: format_time(c.created_at),
+                        withdrawn_at: c.withdrawn_at.map(format_time),
+                        withdrawn_by: c.withdrawn_by.as_deref().map(username),
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 fn consents_of(
@@ -415,269 +780,14 @@ fn consents_of(
     }
     for c in referral_consents::table
         .filter(in_ids(referral_consents::referral_id, ids.iter().copied()))
-        .order(referral_consents::created_at.asc())
+        .order((
+            referral_consents::created_at.asc(),
+            referral_consents::id.asc(),
+        ))
         .select(ReferralConsent::as_select())
         .load::<ReferralConsent>(conn)?
     {
         map.entry(c.referral_id.clone()).or_default().push(c);
     }
     Ok(map)
-}
-
-/// Parts allowed for one referral: the fixed parts, then each consent's release.
-fn decide(
-    d: &Decider,
-    r: &Referral,
-    consents: &[ReferralConsent],
-    now: i64,
-) -> (Vec<&'static str>, Vec<usize>) {
-    let parts: Vec<&'static str> = [PART_CHILD, PART_STATUS, PART_NOTES]
-        .into_iter()
-        .filter(|k| d.allows(Action::Read, &part(k, r, false)))
-        .collect();
-    let released: Vec<usize> = consents
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| d.allows(Action::Read, &part(PART_RELEASED, r, c.valid_until > now)))
-        .map(|(i, _)| i)
-        .collect();
-    (parts, released)
-}
-
-fn views(
-    conn: &mut DbConnection,
-    d: &Decider,
-    rows: Vec<Referral>,
-) -> Result<Vec<Shown<ReferralView>>, AppError> {
-    let now = now_micros();
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let consents = consents_of(conn, &ids)?;
-    let decided: Vec<(&Referral, Vec<&'static str>, Vec<&ReferralConsent>)> = rows
-        .iter()
-        .map(|r| {
-            let cs = consents.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
-            let (parts, released) = decide(d, r, cs, now);
-            (
-                r,
-                parts,
-                released.into_iter().map(|i| &cs[i]).collect::<Vec<_>>(),
-            )
-        })
-        .filter(|(_, p, rel)| !p.is_empty() || !rel.is_empty())
-        .collect();
-    if decided.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut org_ids: Vec<&str> = decided
-        .iter()
-        .flat_map(|(r, _, _)| [r.receiving_org_id.as_str(), r.reporter_org_id.as_str()])
-        .collect();
-    org_ids.sort_unstable();
-    org_ids.dedup();
-    let orgs: HashMap<String, String> = organizations::table
-        .filter(in_ids(organizations::id, org_ids.iter().copied()))
-        .select((organizations::id, organizations::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
-    let notes_ids: Vec<&str> = decided
-        .iter()
-        .filter(|(_, p, _)| p.contains(&PART_NOTES))
-        .map(|(r, _, _)| r.id.as_str())
-        .collect();
-    let mut history: HashMap<String, Vec<FeedbackEntryView>> = HashMap::new();
-    let mut usernames: HashMap<String, String> = HashMap::new();
-    if !notes_ids.is_empty() {
-        let rows = referral_feedback::table
-            .inner_join(users::table)
-            .filter(in_ids(
-                referral_feedback::referral_id,
-                notes_ids.iter().copied(),
-            ))
-            .order(referral_feedback::created_at.asc())
-            .select((ReferralFeedback::as_select(), users::username))
-            .load::<(ReferralFeedback, String)>(conn)?;
-        for (f, author) in rows {
-            history
-                .entry(f.referral_id.clone())
-                .or_default()
-                .push(FeedbackEntryView {
-                    status: f.status,
-                    note: f.note,
-                    author,
-                    created_at: format_time(f.created_at),
-                });
-        }
-        let recorders: Vec<&str> = notes_ids
-            .iter()
-            .flat_map(|id| {
-                consents
-                    .get(*id)
-                    .into_iter()
-                    .flatten()
-                    .map(|c| c.recorded_by.as_str())
-            })
-            .collect();
-        if !recorders.is_empty() {
-            usernames = users::table
-                .filter(in_ids(users::id, recorders.iter().copied()))
-                .select((users::id, users::username))
-                .load::<(String, String)>(conn)?
-                .into_iter()
-                .collect();
-        }
-    }
-    Ok(decided
-        .into_iter()
-        .map(|(r, parts, released)| {
-            let has = |k: &str| parts.contains(&k);
-            let mut shown_parts = parts.clone();
-            if !released.is_empty() {
-                shown_parts.push(PART_RELEASED);
-            }
-            let view = ReferralView {
-                id: r.id.clone(),
-                created_at: format_time(r.created_at),
-                receiving_organization: OrganizationRef {
-                    id: r.receiving_org_id.clone(),
-                    name: orgs.get(&r.receiving_org_id).cloned().unwrap_or_default(),
-                },
-                place: r.place_id.clone(),
-                child: has(PART_CHILD).then(|| Child {
-                    name: r.child_name.clone(),
-                    personal_identity_number: r.child_personal_identity_number.clone(),
-                    alias: r.child_alias.clone(),
-                    estimated_birth_year: r.child_estimated_birth_year,
-                    age_uncertain: Some(r.child_age_uncertain),
-                    description: r.child_description.clone(),
-                }),
-                concern: if has(PART_CHILD) {
-                    r.concern.clone()
-                } else {
-                    None
-                },
-                reporter_organization: if has(PART_CHILD) {
-                    orgs.get(&r.reporter_org_id).cloned()
-                } else {
-                    None
-                },
-                status: has(PART_STATUS).then(|| r.status.clone()),
-                feedback: has(PART_STATUS).then(|| FeedbackStatusView {
-                    status: r.status.clone(),
-                    changed_at: format_time(r.status_changed_at),
-                }),
-                released_details: (!released.is_empty()).then(|| {
-                    released
-                        .iter()
-                        .map(|c| ReleasedDetailView {
-                            given_by: c.given_by.clone(),
-                            scope: c.scope.clone(),
-                            valid_until: format_time(c.valid_until),
-                            details: c.released_details.clone().unwrap_or_default(),
-                        })
-                        .collect()
-                }),
-                feedback_history: has(PART_NOTES)
-                    .then(|| history.remove(&r.id).unwrap_or_default()),
-                consents: has(PART_NOTES).then(|| {
-                    consents
-                        .get(&r.id)
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|c| ConsentView {
-                            id: c.id.clone(),
-                            given_by: c.given_by.clone(),
-                            scope: c.scope.clone(),
-                            valid_until: format_time(c.valid_until),
-                            released_details: c.released_details.clone().unwrap_or_default(),
-                            recorded_by: usernames.get(&c.recorded_by).cloned().unwrap_or_default(),
-                            created_at: format_time(c.created_at),
-                        })
-                        .collect()
-                }),
-            };
-            Shown {
-                view,
-                id: r.id.clone(),
-                parts: shown_parts,
-            }
-        })
-        .collect())
-}
-
-pub fn get(
-    conn: &mut DbConnection,
-    d: &Decider,
-    id: &str,
-) -> Result<Option<Shown<ReferralView>>, AppError> {
-    Ok(match load(conn, id)? {
-        Some(r) => views(conn, d, vec![r])?.pop(),
-        None => None,
-    })
-}
-
-/// Newest first by time filed.
-pub fn list(
-    conn: &mut DbConnection,
-    d: &Decider,
-    f: &ListFilter,
-) -> Result<(Vec<Shown<ReferralView>>, Option<String>), AppError> {
-    let mut out = Vec::new();
-    let mut cursor = f.cursor.clone();
-    let mut scanned = 0usize;
-    let mut batch = 0;
-    loop {
-        batch = next_batch(f.limit, batch, scanned);
-        let mut q = referrals::table.select(Referral::as_select()).into_boxed();
-        if let Some(p) = &f.place {
-            q = q.filter(referrals::place_id.eq(p.clone()));
-        }
-        if let Some(s) = f.since {
-            q = q.filter(referrals::created_at.ge(s));
-        }
-        if let Some(u) = f.until {
-            q = q.filter(referrals::created_at.lt(u));
-        }
-        if let Some(c) = &cursor {
-            q = q.filter(
-                referrals::created_at.lt(c.time).or(referrals::created_at
-                    .eq(c.time)
-                    .and(referrals::id.lt(c.id.clone()))),
-            );
-        }
-        let rows: Vec<Referral> = q
-            .order((referrals::created_at.desc(), referrals::id.desc()))
-            .limit(batch)
-            .load(conn)?;
-        let exhausted = (rows.len() as i64) < batch;
-        scanned += rows.len();
-        let keys: Vec<Cursor> = rows
-            .iter()
-            .map(|r| Cursor {
-                time: r.created_at,
-                id: r.id.clone(),
-            })
-            .collect();
-        let shown = views(conn, d, rows)?;
-        let room = (f.limit as usize).saturating_sub(out.len());
-        if shown.len() >= room {
-            let taken: Vec<_> = shown.into_iter().take(room).collect();
-            let last_id = taken.last().map(|s| s.id.clone());
-            out.extend(taken);
-            let next = last_id
-                .and_then(|id| keys.iter().find(|k| k.id == id))
-                .map(|c| f.seal.seal(c));
-            return Ok((out, next));
-        }
-        out.extend(shown);
-        if exhausted {
-            return Ok((out, None));
-        }
-        let last = keys.last().cloned();
-        if scanned >= MAX_SCAN {
-            return Ok((out, last.map(|c| f.seal.seal(&c))));
-        }
-        cursor = last;
-    }
 }

@@ -1,27 +1,27 @@
-//! Situation report — lägesbild. The title, validity and `general` sections go to every
-//! partner; `on_site` sections to partners assigned to the place (posting them is the
-//! police's release, OSL 18:1, 10:2); `police_only` sections to the police alone.
+//! Situation report — lägesbild. `general` sections go to every partner; `on_site`
+//! sections to partners assigned to the place (posting them is the police's release,
+//! OSL 18:1, 10:2); `police_only` sections to the police alone. The title, place and
+//! validity show only together with a section the reader may see: a report with none is
+//! a 404 and absent from lists (the title can itself be intelligence).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
-
-use actix_web::web::Bytes;
 
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    format_time, next_batch, parse_time, slug, text, Cursor, Decider, ListFilter, Shown, MAX_SCAN,
-};
+use super::visibility::{slice_rows, RecordKind, SliceQuery};
+use super::{Cursor, Decider};
 use crate::error::AppError;
-use crate::policy::{Action, Resource};
+use crate::fields::{format_time, parse_time, slug, text};
+use crate::policy::scope::OrgRelation;
+use crate::policy::{self, Audience, Resource};
 use crate::storage::ids::in_ids;
 use crate::storage::models::{ReportSection, SituationReport, User};
 use crate::storage::schema::{report_sections, situation_reports};
 use crate::storage::{new_id, now_micros, DbConnection};
 
-pub const AUDIENCES: &[&str] = &["general", "on_site", "police_only"];
 const MAX_SECTIONS: usize = 20;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -51,7 +51,7 @@ pub struct ValidSituationReport {
     pub title: String,
     pub valid_from: i64,
     pub valid_until: Option<i64>,
-    pub sections: Vec<(String, String)>,
+    pub sections: Vec<(Audience, String)>,
 }
 
 impl NewSituationReport {
@@ -62,20 +62,25 @@ impl NewSituationReport {
                 format!("at most {MAX_SECTIONS} sections"),
             ));
         }
+        // The title shows only with a section the reader may see: a report without
+        // sections would be shown to no one.
+        if self.sections.is_empty() {
+            return Err(AppError::bad_request(
+                "no_sections",
+                "a lägesbild needs at least one section (audience general, on_site or police_only)",
+            ));
+        }
         let sections = self
             .sections
             .iter()
             .map(|s| {
-                if !AUDIENCES.contains(&s.audience.as_str()) {
-                    return Err(AppError::bad_request(
+                let audience = Audience::parse(&s.audience).ok_or_else(|| {
+                    AppError::bad_request(
                         "invalid_audience",
-                        format!("audience must be one of: {}", AUDIENCES.join(", ")),
-                    ));
-                }
-                Ok((
-                    s.audience.clone(),
-                    text("sections.body", &s.body, 1, 10_000)?,
-                ))
+                        format!("audience must be one of: {}", Audience::listed()),
+                    )
+                })?;
+                Ok((audience, text("sections.body", &s.body, 1, 10_000)?))
             })
             .collect::<Result<Vec<_>, AppError>>()?;
         let valid_from = match &self.valid_from {
@@ -105,12 +110,12 @@ impl NewSituationReport {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SectionView {
-    pub audience: String,
+    pub audience: Audience,
     pub body: String,
 }
 
 /// A lägesbild as one user may see it: sections the user may not see are left out
-/// without a trace.
+/// without a trace; the header comes only with a section the user may see.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SituationReportView {
     pub id: String,
@@ -119,43 +124,21 @@ pub struct SituationReportView {
     pub valid_from: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: String,
     pub sections: Vec<SectionView>,
 }
 
-fn section(audience: &str, r: &SituationReport) -> Resource {
-    Resource::ReportSection {
-        audience: audience.to_owned(),
-        place: r.place_id.clone(),
-        author_id: r.author_id.clone(),
-        author_org_id: r.author_org_id.clone(),
-    }
-}
-
-/// Audiences of `r` the user may read (`general` also covers the title).
-fn allowed_audiences(d: &Decider, r: &SituationReport) -> Vec<&'static str> {
-    AUDIENCES
-        .iter()
-        .copied()
-        .filter(|a| d.allows(Action::Read, &section(a, r)))
-        .collect()
-}
-
-/// What a create is decided on: the header (`general`) and every section as it would be
-/// stored. All must be allowed.
+/// What a new report is decided on: every section as it would be stored (each audience
+/// once). All must be allowed.
 pub fn create_resources(v: &ValidSituationReport, d: &Decider) -> Vec<Resource> {
     let p = d.principal();
-    let mut audiences: Vec<&str> = vec!["general"];
-    for (a, _) in &v.sections {
-        if !audiences.contains(&a.as_str()) {
-            audiences.push(a);
-        }
-    }
+    let mut audiences: Vec<Audience> = v.sections.iter().map(|(a, _)| *a).collect();
+    audiences.sort();
+    audiences.dedup();
     audiences
         .into_iter()
-        .map(|a| Resource::ReportSection {
-            audience: a.to_owned(),
+        .map(|audience| Resource::ReportSection {
+            audience,
             place: v.place.clone(),
             author_id: p.user_id.clone(),
             author_org_id: p.organization_id.clone(),
@@ -188,7 +171,7 @@ pub fn insert(
                 id: new_id(),
                 report_id: report.id.clone(),
                 position: i as i32,
-                audience: audience.clone(),
+                audience: audience.as_str().to_owned(),
                 body: body.clone(),
             })
             .execute(conn)?;
@@ -196,90 +179,11 @@ pub fn insert(
     Ok(report.id)
 }
 
-/// A report as stored, with all its sections in order: what the read cache keeps.
-/// Beside it, worked out once for every read of the cached copy: the policy resource of
-/// each audience, and the answer for each set of allowed audiences (serialised the first
-/// time a reader with that set asks; the decisions themselves are made on every read).
-#[derive(Debug, Clone)]
+/// A report as stored, with all its sections in order.
 pub struct StoredReport {
-    pub report: SituationReport,
-    pub sections: Vec<ReportSection>,
-    resources: Vec<Resource>,
-    answers: [OnceLock<Option<Answer>>; 1 << AUDIENCES.len()],
-}
-
-/// The body of a read, as JSON, and the parts it discloses (for the audit entry).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub body: Bytes,
-    pub parts: Vec<&'static str>,
-}
-
-impl StoredReport {
-    pub fn new(report: SituationReport, sections: Vec<ReportSection>) -> Self {
-        let resources = AUDIENCES.iter().map(|a| section(a, &report)).collect();
-        StoredReport {
-            report,
-            sections,
-            resources,
-            answers: Default::default(),
-        }
-    }
-
-    /// The read as this principal may see it: `None` when no part is allowed.
-    pub fn answer(&self, d: &Decider) -> Option<&Answer> {
-        let mut mask = 0usize;
-        for (i, resource) in self.resources.iter().enumerate() {
-            if d.allows(Action::Read, resource) {
-                mask |= 1 << i;
-            }
-        }
-        let slot = self.answers.get(mask)?;
-        slot.get_or_init(|| {
-            let audiences: Vec<&'static str> = AUDIENCES
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(_, a)| *a)
-                .collect();
-            let shown = view_of(&self.report, &self.sections, &audiences)?;
-            let body = serde_json::to_vec(&shown.view).ok()?;
-            Some(Answer {
-                body: Bytes::from(body),
-                parts: shown.parts,
-            })
-        })
-        .as_ref()
-    }
-}
-
-fn views(
-    conn: &mut DbConnection,
-    d: &Decider,
-    rows: Vec<SituationReport>,
-) -> Result<Vec<Shown<SituationReportView>>, AppError> {
-    let decided: Vec<(SituationReport, Vec<&'static str>)> = rows
-        .into_iter()
-        .map(|r| {
-            let a = allowed_audiences(d, &r);
-            (r, a)
-        })
-        .filter(|(_, a)| !a.is_empty())
-        .collect();
-    let ids: Vec<&str> = decided.iter().map(|(r, _)| r.id.as_str()).collect();
-    let mut sections: HashMap<String, Vec<ReportSection>> = HashMap::new();
-    if !ids.is_empty() {
-        for s in load_sections(conn, &ids)? {
-            sections.entry(s.report_id.clone()).or_default().push(s);
-        }
-    }
-    Ok(decided
-        .into_iter()
-        .filter_map(|(r, audiences)| {
-            let s = sections.remove(&r.id).unwrap_or_default();
-            view_of(&r, &s, &audiences)
-        })
-        .collect())
+    report: SituationReport,
+    /// Sections whose audience is known (an unknown one is shown to no one).
+    sections: Vec<(Audience, ReportSection)>,
 }
 
 /// The sections of these reports, in order.
@@ -298,154 +202,151 @@ fn load_sections(conn: &mut DbConnection, ids: &[&str]) -> Result<Vec<ReportSect
     })
 }
 
-/// The report as shown with these audiences allowed; `None` when nothing is disclosed.
-fn view_of(
-    r: &SituationReport,
-    sections: &[ReportSection],
-    audiences: &[&'static str],
-) -> Option<Shown<SituationReportView>> {
-    let shown_sections: Vec<SectionView> = sections
-        .iter()
-        .filter(|s| audiences.contains(&s.audience.as_str()))
-        .map(|s| SectionView {
-            audience: s.audience.clone(),
-            body: s.body.clone(),
-        })
-        .collect();
-    // Audit names the parts actually disclosed, not merely allowed.
-    let mut parts: Vec<&'static str> = Vec::new();
-    if audiences.contains(&"general") {
-        parts.push("general");
-    }
-    for a in audiences {
-        if *a != "general" && shown_sections.iter().any(|s| s.audience == *a) {
-            parts.push(a);
+/// The lägesbild kind in the visibility pipeline; its part is a section's audience.
+pub struct SituationReports;
+
+impl RecordKind for SituationReports {
+    const KIND: policy::RecordKind = policy::RecordKind::SituationReport;
+    type Row = SituationReport;
+    type Stored = StoredReport;
+    type Part = Audience;
+    type View = SituationReportView;
+
+    /// Newest first by the time posted.
+    fn key(row: &SituationReport) -> Cursor {
+        Cursor {
+            time: row.created_at,
+            id: row.id.clone(),
         }
     }
-    if parts.is_empty() {
-        return None;
+
+    fn row(stored: &StoredReport) -> &SituationReport {
+        &stored.report
     }
-    let view = SituationReportView {
-        id: r.id.clone(),
-        place: r.place_id.clone(),
-        created_at: format_time(r.created_at),
-        valid_from: format_time(r.valid_from),
-        valid_until: r.valid_until.map(format_time),
-        title: audiences.contains(&"general").then(|| r.title.clone()),
-        sections: shown_sections,
-    };
-    Some(Shown {
-        view,
-        id: r.id.clone(),
-        parts,
-    })
-}
 
-/// The report as this principal may see it, decided on a stored (possibly cached) copy.
-pub fn show(d: &Decider, stored: &StoredReport) -> Option<Shown<SituationReportView>> {
-    let audiences = allowed_audiences(d, &stored.report);
-    if audiences.is_empty() {
-        return None;
-    }
-    view_of(&stored.report, &stored.sections, &audiences)
-}
-
-/// Reads one report with all its sections (for the cache: decided per request).
-pub fn load(conn: &mut DbConnection, id: &str) -> Result<Option<StoredReport>, AppError> {
-    let Some(report) = situation_reports::table
-        .filter(situation_reports::id.eq(id))
-        .select(SituationReport::as_select())
-        .first::<SituationReport>(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let sections = load_sections(conn, &[id])?;
-    Ok(Some(StoredReport::new(report, sections)))
-}
-
-/// One report as this principal may see it.
-pub fn get(
-    conn: &mut DbConnection,
-    d: &Decider,
-    id: &str,
-) -> Result<Option<Shown<SituationReportView>>, AppError> {
-    Ok(load(conn, id)?.and_then(|s| show(d, &s)))
-}
-
-/// Newest first by time posted.
-pub fn list(
-    conn: &mut DbConnection,
-    d: &Decider,
-    f: &ListFilter,
-) -> Result<(Vec<Shown<SituationReportView>>, Option<String>), AppError> {
-    let mut out = Vec::new();
-    let mut cursor = f.cursor.clone();
-    let mut scanned = 0usize;
-    let mut batch = 0;
-    let now = now_micros();
-    loop {
-        batch = next_batch(f.limit, batch, scanned);
-        let mut q = situation_reports::table
+    fn load(conn: &mut DbConnection, id: &str) -> Result<Option<SituationReport>, AppError> {
+        Ok(situation_reports::table
+            .filter(situation_reports::id.eq(id))
             .select(SituationReport::as_select())
-            .into_boxed();
-        if let Some(p) = &f.place {
-            q = q.filter(situation_reports::place_id.eq(p.clone()));
-        }
-        if let Some(s) = f.since {
-            q = q.filter(situation_reports::created_at.ge(s));
-        }
-        if let Some(u) = f.until {
-            q = q.filter(situation_reports::created_at.lt(u));
-        }
-        if f.current {
-            q = q.filter(situation_reports::valid_from.le(now)).filter(
-                situation_reports::valid_until
-                    .is_null()
-                    .or(situation_reports::valid_until.gt(now)),
-            );
-        }
-        if let Some(c) = &cursor {
-            q = q.filter(
-                situation_reports::created_at
-                    .lt(c.time)
-                    .or(situation_reports::created_at
-                        .eq(c.time)
-                        .and(situation_reports::id.lt(c.id.clone()))),
-            );
-        }
-        let rows: Vec<SituationReport> = q
-            .order((
-                situation_reports::created_at.desc(),
-                situation_reports::id.desc(),
-            ))
-            .limit(batch)
-            .load(conn)?;
-        let exhausted = (rows.len() as i64) < batch;
-        scanned += rows.len();
-        let mut last_key = None;
-        let mut page_full = false;
-        let mut picked = Vec::new();
-        for r in rows {
-            last_key = Some(Cursor {
-                time: r.created_at,
-                id: r.id.clone(),
-            });
-            if !allowed_audiences(d, &r).is_empty() {
-                picked.push(r);
-                if (out.len() + picked.len()) as i64 == f.limit {
-                    page_full = true;
-                    break;
+            .first::<SituationReport>(conn)
+            .optional()?)
+    }
+
+    fn load_slice(
+        conn: &mut DbConnection,
+        q: &SliceQuery<'_>,
+    ) -> Result<Vec<SituationReport>, AppError> {
+        slice_rows!(
+            conn, q, situation_reports, SituationReport,
+            time: created_at, owner: author_id, owner_org: author_org_id,
+            place: situation_reports::place_id, place_column: place_id,
+            orgs: |rel: OrgRelation, org: String| -> Pred<situation_reports::table> {
+                if rel.filed_here() {
+                    Box::new(situation_reports::author_org_id.eq(org))
+                } else {
+                    Box::new(situation_reports::author_org_id.ne(org))
+                }
+            },
+            contents: |c: &Content, _now| -> Option<Pred<situation_reports::table>> {
+                match c {
+                    Content::Section(a) => Some(Box::new(
+                        diesel::dsl::sql::<Bool>(
+                            "EXISTS (SELECT 1 FROM report_sections s \
+                             WHERE s.report_id = situation_reports.id AND s.audience = ",
+                        )
+                        .bind::<Text, _>(a.as_str())
+                        .sql(")"),
+                    )),
+                    _ => None,
+                }
+            },
+            // `current`: valid now.
+            extra: |sq| -> Option<Pred<situation_reports::table>> {
+                sq.filter.current.then(|| -> Pred<situation_reports::table> {
+                    Box::new(
+                        situation_reports::valid_from.le(sq.now).and(
+                            situation_reports::valid_until
+                                .is_null()
+                                .or(situation_reports::valid_until.assume_not_null().gt(sq.now)),
+                        ),
+                    )
+                })
+            },
+        )
+    }
+
+    fn attach(
+        conn: &mut DbConnection,
+        rows: Vec<SituationReport>,
+    ) -> Result<Vec<StoredReport>, AppError> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut sections: HashMap<String, Vec<(Audience, ReportSection)>> = HashMap::new();
+        if !ids.is_empty() {
+            for s in load_sections(conn, &ids)? {
+                if let Some(a) = Audience::parse(&s.audience) {
+                    sections
+                        .entry(s.report_id.clone())
+                        .or_default()
+                        .push((a, s));
                 }
             }
         }
-        out.extend(views(conn, d, picked)?);
-        if page_full || (!exhausted && scanned >= MAX_SCAN) {
-            return Ok((out, last_key.map(|c| f.seal.seal(&c))));
+        Ok(rows
+            .into_iter()
+            .map(|report| StoredReport {
+                sections: sections.remove(&report.id).unwrap_or_default(),
+                report,
+            })
+            .collect())
+    }
+
+    /// One part per audience the report has sections for.
+    fn parts(s: &StoredReport, _now: i64) -> Vec<(Audience, Resource)> {
+        let mut audiences: Vec<Audience> = s.sections.iter().map(|(a, _)| *a).collect();
+        audiences.sort();
+        audiences.dedup();
+        audiences
+            .into_iter()
+            .map(|audience| {
+                (
+                    audience,
+                    Resource::ReportSection {
+                        audience,
+                        place: s.report.place_id.clone(),
+                        author_id: s.report.author_id.clone(),
+                        author_org_id: s.report.author_org_id.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn part_name(part: Audience) -> &'static str {
+        part.as_str()
+    }
+
+    fn view(s: &StoredReport, parts: &[Audience]) -> SituationReportView {
+        let r = &s.report;
+        SituationReportView {
+            id: r.id.clone(),
+            place: r.place_id.clone(),
+            created_at: format_time(r.created_at),
+            valid_from: format_time(r.valid_from),
+            valid_until: r.valid_until.map(format_time),
+            title: r.title.clone(),
+            sections: s
+                .sections
+                .iter()
+                .filter(|(a, _)| parts.contains(a))
+                .map(|(a, sec)| SectionView {
+                    audience: *a,
+                    body: sec.body.clone(),
+                })
+                .collect(),
         }
-        if exhausted {
-            return Ok((out, None));
-        }
-        cursor = last_key;
+    }
+
+    fn mask(parts: &[Audience]) -> Option<usize> {
+        Some(parts.iter().fold(0, |m, a| m | (1 << (*a as usize))))
     }
 }

@@ -1,13 +1,13 @@
-//! In-memory caches of what the hot read path would otherwise fetch on every request:
-//! the signed-in user behind a session, and situation reports (lägesbilder), which are
-//! never edited once posted.
+//! In-memory caches of what the hot read path would otherwise fetch on every request
+//! (the signed-in user behind a session, situation reports), and the one counter that
+//! keeps them correct.
 //!
-//! Correctness rests on one counter. Database triggers bump `cache_generation` on every
-//! change that could make an entry wrong (a user disabled, a session revoked, places
-//! reassigned, a report erased…), whoever makes the change. The writer compares the
-//! counter before and after each group commit and drops the caches before it answers
-//! anyone, so a change made through this server takes effect at once; a poller notices
-//! changes made elsewhere (the CLI, another instance) within `poll_interval`.
+//! Database triggers bump `cache_generation` on every change that could make an entry
+//! wrong (a user disabled, a session revoked, places reassigned, a report erased…),
+//! whoever makes the change. The writer compares the counter before and after each
+//! group commit and moves the [`Generation`] on before it answers anyone, so a change
+//! made through this server takes effect at once; a poller notices changes made
+//! elsewhere (the CLI, another instance) within its interval.
 //!
 //! An entry is tagged with the generation current when its database read *began*; it is
 //! served only while that generation is still current, so a read racing a change can
@@ -24,26 +24,51 @@ use diesel::prelude::*;
 use super::schema::cache_generation;
 use super::{reconnect, DatabaseUrl, DbConnection};
 
+/// The generation every cached entry is checked against.
+#[derive(Debug, Default)]
+pub struct Generation(AtomicU64);
+
+impl Generation {
+    /// The generation to tag a read with: take it *before* the read starts.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Makes every cached entry stale.
+    pub fn invalidate(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// A bounded map whose entries are valid for one generation.
 pub struct GenCache<K, V> {
     map: RwLock<HashMap<K, (u64, V)>>,
     capacity: usize,
+    generation: Arc<Generation>,
 }
 
 impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
-    pub fn new(capacity: usize) -> Self {
+    /// `capacity` 0 turns the cache off.
+    pub fn new(capacity: usize, generation: Arc<Generation>) -> Self {
         GenCache {
             map: RwLock::new(HashMap::new()),
             capacity,
+            generation,
         }
     }
 
-    /// The entry for `key`, if it was read in generation `current`.
-    pub fn get<Q>(&self, key: &Q, current: u64) -> Option<V>
+    /// The generation to tag a read with: take it *before* the read starts.
+    pub fn generation(&self) -> u64 {
+        self.generation.current()
+    }
+
+    /// The entry for `key`, if it was read in the current generation.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
+        let current = self.generation.current();
         let map = self.map.read().ok()?;
         match map.get(key) {
             Some((generation, v)) if *generation == current => Some(v.clone()),
@@ -78,36 +103,6 @@ impl<K: Eq + Hash, V: Clone> GenCache<K, V> {
     }
 }
 
-/// The current generation and the caches it validates.
-pub struct Caches {
-    generation: AtomicU64,
-    /// Signed-in user by session id (see `auth::principal`).
-    pub sessions: GenCache<String, Arc<crate::auth::principal::SessionUser>>,
-    /// Situation reports with all their sections, by id (see `records::situation_reports`).
-    pub reports: GenCache<String, Arc<crate::records::situation_reports::StoredReport>>,
-}
-
-impl Caches {
-    /// `capacity` bounds each cache (entries); 0 turns caching off.
-    pub fn new(capacity: usize) -> Self {
-        Caches {
-            generation: AtomicU64::new(0),
-            sessions: GenCache::new(capacity),
-            reports: GenCache::new(capacity),
-        }
-    }
-
-    /// The generation to tag a read with: take it *before* the read starts.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Makes every cached entry stale.
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
 /// The database's change counter (bumped by triggers).
 pub fn stored_generation(conn: &mut DbConnection) -> QueryResult<i64> {
     cache_generation::table
@@ -116,22 +111,22 @@ pub fn stored_generation(conn: &mut DbConnection) -> QueryResult<i64> {
         .first(conn)
 }
 
-/// Watches the database's counter on its own connection and drops the caches when a
-/// change made outside this process shows up (or when the database cannot be asked).
+/// Watches the database's counter on its own connection and moves `generation` on when
+/// a change made outside this process shows up (or when the database cannot be asked).
 pub fn spawn_poller(
-    caches: Arc<Caches>,
+    generation: Arc<Generation>,
     url: DatabaseUrl,
     poll_interval: Duration,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("samverkan-cache".into())
         .spawn(move || {
-            // Holds the caches weakly: the thread ends with the application.
-            let caches = Arc::downgrade(&caches);
+            // Holds the generation weakly: the thread ends with the application.
+            let generation = Arc::downgrade(&generation);
             let mut conn = reconnect(&url, "cache poller");
             let mut last = None;
             loop {
-                let Some(caches) = caches.upgrade() else {
+                let Some(generation) = generation.upgrade() else {
                     return;
                 };
                 // Invalidate only after reading the counter: whatever is cached from then
@@ -139,19 +134,19 @@ pub fn spawn_poller(
                 match stored_generation(&mut conn) {
                     Ok(g) => {
                         if last != Some(g) {
-                            caches.invalidate();
+                            generation.invalidate();
                         }
                         last = Some(g);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cache poller cannot read the change counter");
-                        caches.invalidate();
+                        generation.invalidate();
                         last = None;
                         conn = reconnect(&url, "cache poller");
                         continue;
                     }
                 }
-                drop(caches);
+                drop(generation);
                 std::thread::sleep(poll_interval);
             }
         })

@@ -6,7 +6,9 @@
 //! ids travel as one JSON array bound as text, so the SQL never varies and each
 //! connection prepares it once.
 
-use diesel::expression::{is_aggregate, AppearsOnTable, Expression, ValidGrouping};
+use diesel::expression::{
+    is_aggregate, AppearsOnTable, Expression, SelectableExpression, ValidGrouping,
+};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Text};
@@ -39,6 +41,8 @@ impl<C> Expression for InIds<C> {
 }
 
 impl<C, QS: ?Sized> AppearsOnTable<QS> for InIds<C> where C: AppearsOnTable<QS> {}
+
+impl<C, QS: ?Sized> SelectableExpression<QS> for InIds<C> where C: SelectableExpression<QS> {}
 
 impl<C> ValidGrouping<()> for InIds<C> {
     type IsAggregate = is_aggregate::Never;

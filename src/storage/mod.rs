@@ -6,7 +6,6 @@ pub mod cache;
 pub mod ids;
 pub mod models;
 pub mod schema;
-pub mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,6 +67,8 @@ pub enum StorageError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("{0}")]
+    Thread(String),
 }
 
 /// Opens one connection, with the per-connection settings each backend needs.
@@ -108,7 +109,7 @@ const READ_QUEUE_DEPTH: usize = 4096;
 /// The read side: a fixed set of threads, each owning one connection, fed from one queue.
 /// A fixed set (rather than the runtime's blocking pool and a connection pool) keeps
 /// thread hand-offs, lock traffic and per-thread memory bounded under load. Writes go
-/// through [`writer::Writer`] so they can be group-committed with their audit entries.
+/// through `audit::writer::Writer` so they can be group-committed with their audit entries.
 #[derive(Clone)]
 pub struct Db {
     tx: std::sync::mpsc::SyncSender<DbJob>,
@@ -161,7 +162,7 @@ impl Db {
             std::thread::Builder::new()
                 .name(format!("samverkan-db-{i}"))
                 .spawn(move || reader_loop(conn, url, rx))
-                .map_err(|e| StorageError::Migration(format!("cannot start reader: {e}")))?;
+                .map_err(|e| StorageError::Thread(format!("cannot start reader: {e}")))?;
         }
         Ok(Db {
             tx,

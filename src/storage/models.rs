@@ -182,6 +182,10 @@ pub struct ReferralConsent {
     pub released_details: Option<String>,
     pub recorded_by: String,
     pub created_at: i64,
+    /// `reporter` or `reporter_organization` (see `policy::ReleasedTo`).
+    pub released_to: String,
+    pub withdrawn_at: Option<i64>,
+    pub withdrawn_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -205,4 +209,6 @@ pub struct AuditRow {
     pub client: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// Administrative changes: the changed fields before and after, as JSON.
+    pub changes: Option<String>,
 }

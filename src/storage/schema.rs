@@ -162,6 +162,9 @@ diesel::table! {
         released_details -> Nullable<Text>,
         recorded_by -> Text,
         created_at -> BigInt,
+        released_to -> Text,
+        withdrawn_at -> Nullable<BigInt>,
+        withdrawn_by -> Nullable<Text>,
     }
 }
 
@@ -183,6 +186,7 @@ diesel::table! {
         client -> Nullable<Text>,
         prev_hash -> Text,
         hash -> Text,
+        changes -> Nullable<Text>,
     }
 }
 

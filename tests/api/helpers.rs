@@ -63,14 +63,17 @@ fn seed(url: DatabaseUrl) {
         rt.block_on(async move {
             storage::migrate(&url).expect("migrate template");
             let db = Db::connect(&url, 1).expect("pool");
-            let caches = std::sync::Arc::new(storage::cache::Caches::new(0));
-            let writer = storage::writer::Writer::start(
+            let generation = std::sync::Arc::new(storage::cache::Generation::default());
+            let writer = samverkan::audit::writer::Writer::start(
                 &url,
-                caches,
-                storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
+                generation,
+                samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
             )
             .expect("writer");
-            samverkan::demo::seed(&db, &writer, Some(Secret::new(PASSWORD)))
+            let policy = std::sync::Arc::new(
+                samverkan::policy::PolicyEngine::load_embedded().expect("policies"),
+            );
+            samverkan::demo::seed(&db, &writer, &policy, Some(Secret::new(PASSWORD)))
                 .await
                 .expect("seed template");
         });
@@ -198,7 +201,8 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         },
         // The shipped defaults: the suite runs with the caches on.
         cache: CacheSettings::default(),
-        audit_index_every: samverkan::storage::writer::DEFAULT_AUDIT_INDEX_EVERY,
+        audit_index_every: samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
+        metrics_bind: None,
     }
 }
 

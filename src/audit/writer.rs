@@ -16,12 +16,12 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Text};
 use tokio::sync::oneshot;
 
-use super::cache::{stored_generation, Caches};
-use super::models::AuditRow;
-use super::schema::audit_head;
-use super::{establish, DatabaseUrl, DbConnection};
 use crate::audit::{self, AuditEntry, ChainHead};
 use crate::error::AppError;
+use crate::storage::cache::{stored_generation, Generation};
+use crate::storage::models::AuditRow;
+use crate::storage::schema::audit_head;
+use crate::storage::{self, establish, DatabaseUrl, DbConnection, StorageError};
 
 /// Most jobs committed together; bounds the time one transaction holds the lock.
 const MAX_BATCH: usize = 256;
@@ -83,22 +83,23 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection. It drops `caches` whenever a
-    /// commit changed what they hold, before it answers any request of that commit.
-    /// Every `index_every` entries it copies their lookup keys into `audit_keys`.
+    /// Starts the writer thread on its own connection. It moves `generation` on
+    /// whenever a commit changed what the caches hold, before it answers any request of
+    /// that commit. Every `index_every` entries it copies their lookup keys into
+    /// `audit_keys`.
     pub fn start(
         url: &DatabaseUrl,
-        caches: Arc<Caches>,
+        generation: Arc<Generation>,
         index_every: i64,
-    ) -> Result<Self, super::StorageError> {
+    ) -> Result<Self, StorageError> {
         // Fail at once on a bad URL; the thread opens its own connection.
         drop(establish(url)?);
         let (tx, rx) = std_mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let url = url.clone();
         thread::Builder::new()
             .name("samverkan-writer".into())
-            .spawn(move || run(url, rx, caches, index_every.max(1)))
-            .map_err(|e| super::StorageError::Migration(format!("cannot start writer: {e}")))?;
+            .spawn(move || run(url, rx, generation, index_every.max(1)))
+            .map_err(|e| StorageError::Thread(format!("cannot start writer: {e}")))?;
         Ok(Writer { tx })
     }
 
@@ -211,7 +212,7 @@ pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 
 /// Opens the writer's connection, and says whether it is SQLite in WAL mode (which gets
 /// a checkpointer thread).
-fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, bool), super::StorageError> {
+fn open_writer(url: &DatabaseUrl) -> Result<(DbConnection, bool), StorageError> {
     use diesel::connection::SimpleConnection;
     let mut conn = establish(url)?;
     if !url.is_sqlite() {
@@ -247,7 +248,7 @@ fn start_checkpointer(url: &DatabaseUrl) -> Option<std_mpsc::SyncSender<()>> {
     let spawned = thread::Builder::new()
         .name("samverkan-ckpt".into())
         .spawn(move || {
-            let mut conn = super::reconnect(&url, "checkpointer");
+            let mut conn = storage::reconnect(&url, "checkpointer");
             while rx.recv().is_ok() {
                 if let Err(e) = diesel::connection::SimpleConnection::batch_execute(
                     &mut conn,
@@ -266,7 +267,12 @@ fn start_checkpointer(url: &DatabaseUrl) -> Option<std_mpsc::SyncSender<()>> {
     }
 }
 
-fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index_every: i64) {
+fn run(
+    url: DatabaseUrl,
+    rx: std_mpsc::Receiver<Job>,
+    generation_counter: Arc<Generation>,
+    index_every: i64,
+) {
     let (mut conn, wal) = loop {
         match open_writer(&url) {
             Ok(c) => break c,
@@ -342,7 +348,7 @@ fn run(url: DatabaseUrl, rx: std_mpsc::Receiver<Job>, caches: Arc<Caches>, index
         // Before anyone hears of this commit: a change it made (or one made elsewhere
         // since the last commit) must not be answered from a cache.
         if !committed || generation != seen_generation {
-            caches.invalidate();
+            generation_counter.invalidate();
             seen_generation = generation;
         }
         commits += 1;

@@ -1,0 +1,484 @@
+//! The account use cases: sign in, refresh, sign out, change one's password. Sessions,
+//! refresh tokens and throttling state live in the database so every instance sees a
+//! revocation at once; every step is audited.
+
+use diesel::dsl::{count_star, min};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::writer::{Tx, Writer};
+use crate::audit::{Actor, AuditAction, AuditEntry, Outcome, RequestMeta};
+use crate::auth::password::{check_new_password, Hasher, MAX_PASSWORD_LEN};
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token, TokenService};
+use crate::auth::Principal;
+use crate::config::LoginSettings;
+use crate::error::AppError;
+use crate::storage::models::{LoginFailure, RefreshToken, Session, User};
+use crate::storage::schema::{login_failures, refresh_tokens, sessions, users};
+use crate::storage::{new_id, now_micros, Db, DbConnection};
+
+/// What the account use cases work with.
+pub struct Accounts<'a> {
+    pub db: &'a Db,
+    pub writer: &'a Writer,
+    pub hasher: &'a Hasher,
+    pub tokens: &'a TokenService,
+    pub login: &'a LoginSettings,
+}
+
+const MAX_USERNAME_LEN: usize = 64;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    pub refresh_token: Option<String>,
+}
+
+/// A token pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Opaque, single use: each refresh returns a new one.
+    pub refresh_token: String,
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthorized {
+        code: "invalid_credentials",
+        message: "Wrong username or password.".into(),
+    }
+}
+
+/// (failures in window, oldest failure in window) for one throttle key.
+fn failures(
+    conn: &mut DbConnection,
+    key: &str,
+    since: i64,
+) -> Result<(i64, Option<i64>), AppError> {
+    Ok(login_failures::table
+        .filter(login_failures::throttle_key.eq(key))
+        .filter(login_failures::failed_at.gt(since))
+        .select((count_star(), min(login_failures::failed_at)))
+        .first::<(i64, Option<i64>)>(conn)?)
+}
+
+/// Counts one attempt against `key` (dropping that key's attempts from before the
+/// window); returns the row's id, so a right password can take it back.
+fn reserve(
+    conn: &mut DbConnection,
+    key: &str,
+    now: i64,
+    window_start: i64,
+) -> Result<String, AppError> {
+    diesel::delete(
+        login_failures::table
+            .filter(login_failures::throttle_key.eq(key))
+            .filter(login_failures::failed_at.le(window_start)),
+    )
+    .execute(conn)?;
+    let id = new_id();
+    diesel::insert_into(login_failures::table)
+        .values(LoginFailure {
+            id: id.clone(),
+            throttle_key: key.to_owned(),
+            failed_at: now,
+        })
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Creates a session (a refresh-token family) and its first refresh token.
+fn start_session(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    refresh_ttl_secs: i64,
+) -> Result<(String, String), AppError> {
+    let now = now_micros();
+    let expires_at = now + refresh_ttl_secs * 1_000_000;
+    let session = Session {
+        id: new_id(),
+        user_id: user_id.to_owned(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    diesel::insert_into(sessions::table)
+        .values(&session)
+        .execute(tx.conn)?;
+    let (token, hash) = new_refresh_token();
+    diesel::insert_into(refresh_tokens::table)
+        .values(RefreshToken {
+            token_hash: hash,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        })
+        .execute(tx.conn)?;
+    Ok((session.id, token))
+}
+
+/// The outcome of reserving a login attempt.
+enum Reserved {
+    /// Counted against the username and the client: the password may be checked.
+    Attempt { client_row: String },
+    /// Too many attempts in the window: wait this many seconds.
+    Throttled(u64),
+}
+
+enum RefreshOutcome {
+    Rotated {
+        user: Box<User>,
+        session_id: String,
+        token: String,
+    },
+    Reused,
+    Invalid,
+}
+
+impl Accounts<'_> {
+    /// Signs in. An attempt is counted against the username and the client address
+    /// *before* the password is checked, in the one write path (serialised with every
+    /// other instance's writer by the audit head's lock), so at most
+    /// `SAMVERKAN_LOGIN_MAX_FAILURES` passwords are ever checked per username and window,
+    /// however many arrive at once; a right password takes its attempt back.
+    pub async fn login(
+        &self,
+        req: LoginRequest,
+        meta: RequestMeta,
+    ) -> Result<TokenResponse, AppError> {
+        let username = req.username.trim().to_owned();
+        if username.is_empty()
+            || username.len() > MAX_USERNAME_LEN
+            || req.password.len() > MAX_PASSWORD_LEN
+        {
+            return Err(AppError::bad_request(
+                "invalid_login",
+                format!("username (1–{MAX_USERNAME_LEN} characters) and password (at most {MAX_PASSWORD_LEN} bytes) are required"),
+            ));
+        }
+        let cfg = self.login.clone();
+        let now = now_micros();
+        let window = cfg.window_secs * 1_000_000;
+        let window_start = now - window;
+        // Neither key holds the typed text: it may be a password typed into the wrong
+        // field. A fingerprint throttles the same name the same way, account or not.
+        let user_key = format!("user:{}", self.tokens.fingerprint(&username.to_lowercase()));
+        let client_key = format!("client:{}", meta.client.clone().unwrap_or_default());
+
+        let user = {
+            let uname = username.clone();
+            self.db
+                .run(move |c| {
+                    Ok(users::table
+                        .filter(users::username.eq(&uname))
+                        .select(User::as_select())
+                        .first::<User>(c)
+                        .optional()?)
+                })
+                .await?
+        };
+        // The audit trail names an account by its username, and a name that is no
+        // account by its fingerprint only.
+        let named = match &user {
+            Some(u) => u.username.clone(),
+            None => format!(
+                "unknown:{}",
+                self.tokens.fingerprint(&username.to_lowercase())
+            ),
+        };
+        let mut entry = AuditEntry::new(AuditAction::Login, Outcome::Throttled, &meta)
+            .record("username", &named);
+        if let Some(u) = &user {
+            entry = entry.actor(Actor::user(u));
+        }
+
+        let reserved = {
+            let (uk, ck, throttled_entry) = (user_key.clone(), client_key.clone(), entry.clone());
+            self.writer
+                .write(move |tx| {
+                    let limited = |(count, oldest): (i64, Option<i64>), max: i64| -> Option<u64> {
+                        (count >= max).then(|| {
+                            let until = oldest.unwrap_or(now) + window;
+                            ((until - now) / 1_000_000).max(1) as u64
+                        })
+                    };
+                    let wait = limited(
+                        failures(tx.conn, &uk, window_start)?,
+                        cfg.max_failures_per_user,
+                    )
+                    .into_iter()
+                    .chain(limited(
+                        failures(tx.conn, &ck, window_start)?,
+                        cfg.max_failures_per_client,
+                    ))
+                    .max();
+                    if let Some(wait) = wait {
+                        tx.audit(&throttled_entry)?;
+                        return Ok(Reserved::Throttled(wait));
+                    }
+                    reserve(tx.conn, &uk, now, window_start)?;
+                    let client_row = reserve(tx.conn, &ck, now, window_start)?;
+                    Ok(Reserved::Attempt { client_row })
+                })
+                .await?
+        };
+        let client_row = match reserved {
+            Reserved::Throttled(retry_after_secs) => {
+                return Err(AppError::TooManyRequests { retry_after_secs })
+            }
+            Reserved::Attempt { client_row } => client_row,
+        };
+
+        let ok = self
+            .hasher
+            .verify(user.as_ref().map(|u| u.password_hash.clone()), req.password)
+            .await?;
+        let user = match user {
+            Some(u) if ok && !u.disabled => u,
+            _ => {
+                // The attempt stays counted.
+                let entry = entry.outcome(Outcome::Failed);
+                self.writer.write(move |tx| tx.audit(&entry)).await?;
+                return Err(invalid_credentials());
+            }
+        };
+
+        let refresh_ttl = self.tokens.refresh_ttl_secs;
+        let entry = entry.outcome(Outcome::Success);
+        let uid = user.id.clone();
+        let (session_id, refresh_token) = self
+            .writer
+            .write(move |tx| {
+                diesel::delete(
+                    login_failures::table.filter(login_failures::throttle_key.eq(&user_key)),
+                )
+                .execute(tx.conn)?;
+                diesel::delete(login_failures::table.filter(login_failures::id.eq(&client_row)))
+                    .execute(tx.conn)?;
+                let out = start_session(tx, &uid, refresh_ttl)?;
+                tx.audit(&entry)?;
+                Ok(out)
+            })
+            .await?;
+        Ok(TokenResponse {
+            access_token: self
+                .tokens
+                .issue_access(&user.id, &session_id, user.token_epoch)?,
+            token_type: "Bearer".into(),
+            expires_in: self.tokens.access_ttl_secs,
+            refresh_token,
+        })
+    }
+
+    pub async fn refresh(
+        &self,
+        req: RefreshRequest,
+        meta: RequestMeta,
+    ) -> Result<TokenResponse, AppError> {
+        let invalid =
+            || AppError::unauthorized("The refresh token is invalid, expired or already used.");
+        if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
+            return Err(invalid());
+        }
+        let hash = hash_refresh_token(&req.refresh_token);
+        let refresh_ttl = self.tokens.refresh_ttl_secs;
+        let outcome = self
+            .writer
+            .write(move |tx| {
+                let now = now_micros();
+                let found = refresh_tokens::table
+                    .inner_join(sessions::table.inner_join(users::table))
+                    .filter(refresh_tokens::token_hash.eq(&hash))
+                    .select((
+                        RefreshToken::as_select(),
+                        Session::as_select(),
+                        User::as_select(),
+                    ))
+                    .first::<(RefreshToken, Session, User)>(tx.conn)
+                    .optional()?;
+                let Some((token, session, user)) = found else {
+                    tx.audit(&AuditEntry::new(
+                        AuditAction::TokenRefresh,
+                        Outcome::Failed,
+                        &meta,
+                    ))?;
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                let entry = AuditEntry::new(AuditAction::TokenRefresh, Outcome::Failed, &meta)
+                    .actor(Actor::user(&user));
+                // Only the first use may rotate: the conditional update decides a race.
+                let claimed = if token.used_at.is_none() {
+                    diesel::update(
+                        refresh_tokens::table
+                            .filter(refresh_tokens::token_hash.eq(&token.token_hash))
+                            .filter(refresh_tokens::used_at.is_null()),
+                    )
+                    .set(refresh_tokens::used_at.eq(now))
+                    .execute(tx.conn)?
+                        == 1
+                } else {
+                    false
+                };
+                if !claimed {
+                    // A spent token came back: it may be stolen. End the whole family.
+                    diesel::update(sessions::table.filter(sessions::id.eq(&session.id)))
+                        .set(sessions::revoked_at.eq(now))
+                        .execute(tx.conn)?;
+                    tx.audit(&entry.outcome(Outcome::ReuseDetected))?;
+                    return Ok(RefreshOutcome::Reused);
+                }
+                if session.revoked_at.is_some() || token.expires_at <= now || user.disabled {
+                    tx.audit(&entry)?;
+                    return Ok(RefreshOutcome::Invalid);
+                }
+                let (new_token, new_hash) = new_refresh_token();
+                let expires_at = now + refresh_ttl * 1_000_000;
+                diesel::insert_into(refresh_tokens::table)
+                    .values(RefreshToken {
+                        token_hash: new_hash,
+                        session_id: session.id.clone(),
+                        created_at: now,
+                        expires_at,
+                        used_at: None,
+                    })
+                    .execute(tx.conn)?;
+                diesel::update(sessions::table.filter(sessions::id.eq(&session.id)))
+                    .set(sessions::expires_at.eq(expires_at))
+                    .execute(tx.conn)?;
+                tx.audit(&entry.outcome(Outcome::Success))?;
+                Ok(RefreshOutcome::Rotated {
+                    user: Box::new(user),
+                    session_id: session.id,
+                    token: new_token,
+                })
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated {
+                user,
+                session_id,
+                token,
+            } => Ok(TokenResponse {
+                access_token: self
+                    .tokens
+                    .issue_access(&user.id, &session_id, user.token_epoch)?,
+                token_type: "Bearer".into(),
+                expires_in: self.tokens.access_ttl_secs,
+                refresh_token: token,
+            }),
+            RefreshOutcome::Reused | RefreshOutcome::Invalid => Err(invalid()),
+        }
+    }
+
+    /// Ends the caller's session (access and refresh token) and, if given, the session of
+    /// the refresh token sent along, when it is the same user's.
+    pub async fn logout(&self, principal: &Principal, req: LogoutRequest) -> Result<(), AppError> {
+        let sid = principal.session_id.clone();
+        let uid = principal.user.id.clone();
+        let entry = AuditEntry::by(principal, AuditAction::Logout, Outcome::Success);
+        let extra_hash = req
+            .refresh_token
+            .filter(|t| t.len() <= 256)
+            .map(|t| hash_refresh_token(&t));
+        self.writer
+            .write(move |tx| {
+                let now = now_micros();
+                let mut ids = vec![sid];
+                if let Some(h) = extra_hash {
+                    let other = refresh_tokens::table
+                        .inner_join(sessions::table)
+                        .filter(refresh_tokens::token_hash.eq(&h))
+                        .filter(sessions::user_id.eq(&uid))
+                        .select(sessions::id)
+                        .first::<String>(tx.conn)
+                        .optional()?;
+                    ids.extend(other);
+                }
+                diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+                    .filter(sessions::revoked_at.is_null())
+                    .set(sessions::revoked_at.eq(now))
+                    .execute(tx.conn)?;
+                tx.audit(&entry)
+            })
+            .await
+    }
+
+    /// Changes the caller's password (the current one must be right) and ends all of
+    /// the caller's sessions.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: String,
+        new: String,
+    ) -> Result<(), AppError> {
+        check_new_password(&new)?;
+        if current.len() > MAX_PASSWORD_LEN {
+            return Err(AppError::bad_request(
+                "invalid_password",
+                "current_password is too long",
+            ));
+        }
+        let ok = self
+            .hasher
+            .verify(Some(principal.user.password_hash.clone()), current)
+            .await?;
+        if !ok {
+            return Err(AppError::bad_request(
+                "wrong_password",
+                "current_password is not right",
+            ));
+        }
+        let hash = self.hasher.hash(new).await?;
+        let uid = principal.user.id.clone();
+        let entry = AuditEntry::by(principal, AuditAction::PasswordChange, Outcome::Success)
+            .record("user", &principal.user.username);
+        self.writer
+            .write(move |tx| {
+                diesel::update(users::table.filter(users::id.eq(&uid)))
+                    .set(users::password_hash.eq(&hash))
+                    .execute(tx.conn)?;
+                revoke_all_sessions(tx, &uid)?;
+                tx.audit(&entry)
+            })
+            .await
+    }
+}
+
+/// Ends every session of a user and bumps the token epoch: for password changes and
+/// disabling. Runs inside the caller's write.
+pub fn revoke_all_sessions(tx: &mut Tx<'_>, user_id: &str) -> Result<(), AppError> {
+    let now = now_micros();
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(tx.conn)?;
+    diesel::update(users::table.filter(users::id.eq(user_id)))
+        .set((
+            users::token_epoch.eq(users::token_epoch + 1),
+            users::updated_at.eq(now),
+        ))
+        .execute(tx.conn)?;
+    Ok(())
+}

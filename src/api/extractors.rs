@@ -1,0 +1,214 @@
+//! What handlers take from a request: the signed-in user, JSON bodies that must be
+//! objects, the request's audit metadata.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
+
+use crate::app::AppState;
+use crate::auth::{Bearer, Principal};
+use crate::error::AppError;
+use crate::request::RequestMeta;
+
+/// Longest purpose accepted in `X-Purpose`, in characters.
+pub const MAX_PURPOSE: usize = 120;
+
+/// Whether `c` may appear in a purpose: letters (Swedish too), digits, spaces and plain
+/// punctuation. A purpose names why (e.g. "ärende 2026-123, uppföljning"), never case
+/// details: it is shown to auditors as it is.
+fn purpose_char(c: char) -> bool {
+    c.is_alphanumeric() || " -_.,:;/()#§".contains(c)
+}
+
+/// Request id, purpose and client address of a request, for its audit entries. A
+/// purpose that is too long or holds other characters is refused (400), not cut.
+pub fn request_meta(req: &HttpRequest) -> Result<RequestMeta, AppError> {
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
+    let purpose = match req.headers().get("x-purpose") {
+        None => None,
+        Some(v) => {
+            let bad = || {
+                AppError::bad_request(
+                    "invalid_purpose",
+                    format!(
+                        "X-Purpose must be at most {MAX_PURPOSE} characters of letters, digits, spaces and - _ . , : ; / ( ) # § (UTF-8); it names why, never case details"
+                    ),
+                )
+            };
+            let text = std::str::from_utf8(v.as_bytes()).map_err(|_| bad())?.trim();
+            if text.chars().count() > MAX_PURPOSE || !text.chars().all(purpose_char) {
+                return Err(bad());
+            }
+            (!text.is_empty()).then(|| text.to_owned())
+        }
+    };
+    let client = req.peer_addr().map(|a| a.ip().to_string());
+    Ok(RequestMeta {
+        request_id,
+        purpose,
+        client,
+    })
+}
+
+/// The request's audit metadata as an extractor.
+pub struct Meta(pub RequestMeta);
+
+impl FromRequest for Meta {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(request_meta(req).map(Meta))
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("app state missing"))
+}
+
+fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
+    let state = state(req)?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
+        })?;
+    let claims = state.tokens.verify_access(token)?;
+    let meta = request_meta(req)?;
+    Ok((state, Bearer::new(claims, meta)))
+}
+
+/// A verified token whose session the handler resolves itself (the hot read paths).
+impl FromRequest for Bearer {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(bearer(req).map(|(_, b)| b))
+    }
+}
+
+/// The signed-in user: from the session cache, else from the database.
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let checked = bearer(req);
+        Box::pin(async move {
+            let (state, bearer) = checked?;
+            if let Some(p) = bearer.cached(&state.sessions) {
+                return Ok(p);
+            }
+            let st = state.clone();
+            state.db.run(move |c| bearer.resolve(c, &st.sessions)).await
+        })
+    }
+}
+
+/// A JSON request body that must be an object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client is meant to send and
+/// the OpenAPI document does not allow.
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // The JSON extractor keeps the size limit, content type and error shapes.
+        let value = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = value.await?.into_inner();
+            reject_nul_in(&value)?;
+            if !value.is_object() {
+                return Err(AppError::bad_request(
+                    "invalid_body",
+                    "the request body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(value)
+                .map(JsonBody)
+                .map_err(|e| AppError::bad_request("invalid_body", e.to_string()).into())
+        })
+    }
+}
+
+pub(super) fn nul_error() -> AppError {
+    AppError::bad_request("invalid_text", "text may not contain NUL characters")
+}
+
+/// NUL is valid JSON but no database text can hold it (PostgreSQL refuses it): refuse it
+/// at the edge, in any string or key, rather than fail deep inside a query.
+pub fn reject_nul_in(value: &serde_json::Value) -> Result<(), AppError> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Err(nul_error()),
+        serde_json::Value::Array(items) => items.iter().try_for_each(reject_nul_in),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if k.contains('\0') {
+                Err(nul_error())
+            } else {
+                reject_nul_in(v)
+            }
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A raw body, or the JSON error a client gets for one too large or unreadable.
+pub fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AppError> {
+    body.map_err(|e| {
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
+}
+
+/// Parses an optional JSON body read as bytes (empty means absent), with the same
+/// errors as the JSON extractor.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|d| {
+        AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
+    })?;
+    reject_nul_in(&value)?;
+    serde_json::from_value(value).map_err(|d| {
+        if d.is_data() {
+            AppError::bad_request("invalid_body", d.to_string())
+        } else {
+            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
+        }
+    })
+}

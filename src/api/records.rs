@@ -1,0 +1,264 @@
+//! The steps every record endpoint shares: resolve the caller, run the visibility
+//! pipeline, put what was disclosed (or the refusal) on record, answer. A record with no
+//! visible part is a 404 with the same body as an id that never existed, and the
+//! refusal is audited.
+
+use actix_web::http::header::ContentType;
+use actix_web::HttpResponse;
+
+use crate::app::AppState;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
+use crate::auth::{Bearer, Principal};
+use crate::error::AppError;
+use crate::fields::record_id;
+use crate::records::visibility::{self, Answer, RecordCache, RecordKind};
+use crate::records::{Decider, ListQuery, Page};
+use crate::storage::{now_micros, DbConnection};
+
+pub fn decider(state: &AppState, principal: &Principal) -> Decider {
+    Decider::new(state.policy.clone(), principal.attrs.clone())
+}
+
+/// The audit entry of a refusal: 404s are `not_found`, everything else `denied`.
+pub fn refusal(
+    principal: &Principal,
+    action: AuditAction,
+    kind: &str,
+    id: Option<&str>,
+    err: &AppError,
+) -> AuditEntry {
+    let outcome = match err {
+        AppError::NotFound => Outcome::NotFound,
+        _ => Outcome::Denied,
+    };
+    let mut entry = AuditEntry::by(principal, action, outcome);
+    entry.record_kind = Some(kind.to_owned());
+    entry.record_id = id.map(str::to_owned);
+    entry
+}
+
+/// Records a refusal and returns the error to answer with.
+pub async fn refuse(
+    state: &AppState,
+    principal: &Principal,
+    action: AuditAction,
+    kind: &str,
+    id: Option<&str>,
+    err: AppError,
+) -> AppError {
+    let entry = refusal(principal, action, kind, id, &err);
+    match state.writer.write(move |tx| tx.audit(&entry)).await {
+        Ok(()) => err,
+        Err(e) => e,
+    }
+}
+
+/// Resolves the caller and runs `f` for them in the same database job: one hand-off on
+/// the hot read paths.
+pub async fn read_as<T, F>(
+    state: &AppState,
+    bearer: Bearer,
+    f: F,
+) -> Result<(Principal, T), AppError>
+where
+    F: FnOnce(&mut DbConnection, &Decider) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let policy = state.policy.clone();
+    let sessions = state.sessions.clone();
+    let cached = bearer.cached(&sessions);
+    state
+        .db
+        .run(move |c| {
+            let principal = match cached {
+                Some(p) => p,
+                None => bearer.resolve(c, &sessions)?,
+            };
+            let d = Decider::new(policy, principal.attrs.clone());
+            let out = f(c, &d)?;
+            Ok((principal, out))
+        })
+        .await
+}
+
+/// `GET /…/{kind}`: one page of the records the caller may see, each read audited with
+/// the parts it disclosed before the page leaves.
+pub async fn list<K: RecordKind>(
+    state: &AppState,
+    bearer: Bearer,
+    query: ListQuery,
+) -> Result<HttpResponse, AppError> {
+    let seal = state.cursor_seal.clone();
+    let (principal, (shown, next_cursor)) = read_as(state, bearer, move |c, d| {
+        let f = query.validate(&seal, &d.principal().user_id, K::KIND)?;
+        let page = visibility::list::<K>(c, d, &f, now_micros())?;
+        Ok((page.shown, page.next.map(|key| seal.seal(&key, &f.binding))))
+    })
+    .await?;
+    let entries: Vec<AuditEntry> = shown
+        .iter()
+        .map(|s| {
+            AuditEntry::by(&principal, AuditAction::List, Outcome::Success)
+                .record(K::KIND.as_str(), s.id())
+                .parts(&s.parts)
+        })
+        .collect();
+    if !entries.is_empty() {
+        state.writer.audit(entries).await?;
+    }
+    Ok(HttpResponse::Ok().json(Page {
+        items: shown.into_iter().map(|s| s.view).collect(),
+        next_cursor,
+    }))
+}
+
+/// `GET /…/{kind}/{id}`: the record as the caller may see it, from memory when the kind
+/// is kept there (`cache`); nothing visible is a 404.
+pub async fn read<K: RecordKind>(
+    state: &AppState,
+    bearer: Bearer,
+    raw_id: &str,
+    cache: Option<std::sync::Arc<RecordCache<K>>>,
+) -> Result<HttpResponse, AppError> {
+    // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
+    let id = record_id(raw_id).ok();
+    if let (Some(principal), Some(id), Some(cache)) = (
+        bearer.cached(&state.sessions),
+        id.as_deref(),
+        cache.as_deref(),
+    ) {
+        if let Some(cached) = cache.get(id) {
+            let answer =
+                visibility::read_cached(&decider(state, &principal), &cached, now_micros());
+            return answer_read::<K>(state, &principal, Some(id), answer).await;
+        }
+    }
+    let lookup = id.clone();
+    let (principal, answer) = read_as(state, bearer, move |c, d| match lookup {
+        Some(id) => visibility::read::<K>(c, d, &id, now_micros(), cache.as_deref()),
+        None => Ok(None),
+    })
+    .await?;
+    answer_read::<K>(state, &principal, id.as_deref(), answer).await
+}
+
+/// The answer to a read of one record: audited with the parts disclosed, or a 404 (and
+/// its refusal on record) when nothing is visible.
+async fn answer_read<K: RecordKind>(
+    state: &AppState,
+    principal: &Principal,
+    id: Option<&str>,
+    answer: Option<Answer>,
+) -> Result<HttpResponse, AppError> {
+    let kind = K::KIND.as_str();
+    match (answer, id) {
+        (Some(a), Some(id)) => {
+            let entry = AuditEntry::by(principal, AuditAction::Read, Outcome::Success)
+                .record(kind, id)
+                .parts(&a.parts);
+            state.writer.audit(vec![entry]).await?;
+            Ok(HttpResponse::Ok()
+                .content_type(ContentType::json())
+                .body(a.body))
+        }
+        _ => Err(refuse(
+            state,
+            principal,
+            AuditAction::Read,
+            kind,
+            id,
+            AppError::NotFound,
+        )
+        .await),
+    }
+}
+
+/// 201 with the record as its creator may see it, or just its id when the creator may
+/// see none of it.
+pub fn created(id: String, answer: Option<Answer>) -> HttpResponse {
+    match answer {
+        Some(a) => HttpResponse::Created()
+            .content_type(ContentType::json())
+            .body(a.body),
+        None => HttpResponse::Created().json(serde_json::json!({ "id": id })),
+    }
+}
+
+/// How a write that is decided inside its own transaction ended.
+pub enum Written<T> {
+    Done(T),
+    /// Refused, and the refusal is on record in the same transaction.
+    Refused(AppError),
+}
+
+impl<T> Written<T> {
+    pub fn into_result(self) -> Result<T, AppError> {
+        match self {
+            Written::Done(t) => Ok(t),
+            Written::Refused(e) => Err(e),
+        }
+    }
+}
+
+/// `POST /…/{kind}`: every part the new record stores must be allowed (`resources`);
+/// then `insert` stores it, the filing is audited with those parts, and the record is
+/// read back as its creator may see it — all in one transaction.
+pub async fn create<K, F>(
+    state: &AppState,
+    principal: &Principal,
+    resources: Vec<crate::policy::Resource>,
+    parts: Vec<&'static str>,
+    insert: F,
+) -> Result<HttpResponse, AppError>
+where
+    K: RecordKind,
+    F: FnOnce(&mut DbConnection, &crate::storage::models::User) -> Result<String, AppError>
+        + Send
+        + 'static,
+{
+    let d = decider(state, principal);
+    if !resources
+        .iter()
+        .all(|r| d.allows(crate::policy::Action::Create, r))
+    {
+        let err = AppError::Forbidden;
+        return Err(refuse(
+            state,
+            principal,
+            AuditAction::Create,
+            K::KIND.as_str(),
+            None,
+            err,
+        )
+        .await);
+    }
+    let user = principal.user.clone();
+    let entry = AuditEntry::by(principal, AuditAction::Create, Outcome::Success);
+    let (id, answer) = state
+        .writer
+        .write(move |tx| {
+            let id = insert(tx.conn, &user)?;
+            tx.audit(&entry.record(K::KIND.as_str(), &id).parts(&parts))?;
+            let answer = visibility::read::<K>(tx.conn, &d, &id, now_micros(), None)?;
+            Ok((id, answer))
+        })
+        .await?;
+    Ok(created(id, answer))
+}
+
+/// A place named in a new record must exist (a 400 that says where to look).
+pub async fn known_place(state: &AppState, place: Option<String>) -> Result<(), AppError> {
+    let Some(place) = place else { return Ok(()) };
+    if state
+        .db
+        .run(move |c| crate::records::observations::place_exists(c, &place))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "unknown_place",
+            "place is not a known place (see GET /api/v1/places)",
+        ))
+    }
+}

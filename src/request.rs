@@ -1,0 +1,10 @@
+//! Where a request came from: what every audit entry of the request records beside who
+//! acted.
+
+/// The request's id, the purpose stated for it (`X-Purpose`) and the client address.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub purpose: Option<String>,
+    pub client: Option<String>,
+}
