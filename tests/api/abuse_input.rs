@@ -602,8 +602,8 @@ async fn crlf_and_control_characters_in_headers_do_not_reach_responses_or_the_au
     );
     let raw = raw_http(&addr, request.as_bytes()).await;
     assert!(!raw.to_ascii_lowercase().contains("injected"), "{raw}");
-    // A tab (which HTTP allows in a value) is dropped from the purpose kept; bytes that
-    // are not UTF-8 do no harm.
+    // A tab (which HTTP allows in a value) or bytes that are not UTF-8 make the purpose
+    // invalid: the request is refused and nothing of it is kept.
     let r = app
         .send(
             app.client
@@ -615,7 +615,8 @@ async fn crlf_and_control_characters_in_headers_do_not_reach_responses_or_the_au
                 ),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"], "invalid_purpose");
     let auditor = app.token("revisor1").await;
     let trail = app.get("/api/v1/audit?limit=100", &auditor).await;
     assert!(

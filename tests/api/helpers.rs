@@ -210,6 +210,8 @@ pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!!";
 
 pub struct TestApp {
     pub address: String,
+    /// The operator's metrics listener, when the settings ask for one.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db_url: DatabaseUrl,
 }
@@ -227,9 +229,11 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -512,10 +512,12 @@ async fn writes_are_refused_where_the_rules_do_not_allow_them_and_change_nothing
             "/api/v1/referrals",
             referral("socialtjansten-norrmalm", None, "W"),
         ),
+        // Releasing to partners is an officer's decision: an analyst posts police-only
+        // sections only.
         (
             "analytiker1",
-            "/api/v1/referrals",
-            referral("socialtjansten-norrmalm", None, "W"),
+            "/api/v1/situation-reports",
+            report("sergels-torg", "W"),
         ),
     ];
     for (user, path, body) in cases {

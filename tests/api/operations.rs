@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_with};
 
 #[tokio::test]
 async fn health_readiness_and_openapi_need_no_token() {
@@ -32,15 +32,66 @@ async fn health_readiness_and_openapi_need_no_token() {
 }
 
 #[tokio::test]
-async fn metrics_are_exposed_in_prometheus_format() {
-    let app = spawn_app().await;
-    app.send(app.client.get(app.url("/healthz"))).await;
+async fn metrics_are_served_only_on_the_operator_address_and_junk_paths_do_not_grow_them() {
+    let app = spawn_with(|s| s.metrics_bind = Some("127.0.0.1:0".into())).await;
+    // Never on the public address.
     let r = app.send(app.client.get(app.url("/metrics"))).await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let scrape = || async { app.send(app.client.get(format!("{metrics}/metrics"))).await };
+    app.send(app.client.get(app.url("/healthz"))).await;
+    let before = scrape().await;
+    assert_eq!(before.status, StatusCode::OK);
     assert!(
-        r.text.contains("samverkan_http_requests_total"),
+        before.text.contains("samverkan_http_requests_total"),
         "{}",
-        r.text
+        before.text
+    );
+    // A thousand unique junk paths, and methods nobody uses: one label each at most.
+    for i in 0..1000 {
+        app.send(app.client.get(app.url(&format!("/junk-{i}/x"))))
+            .await;
+    }
+    for method in ["FOO", "BAR", "PROPFIND"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app
+            .send(app.client.request(m, app.url("/api/v1/referrals")))
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
+    let after = scrape().await;
+    assert!(!after.text.contains("junk"), "a raw path became a label");
+    assert!(!after.text.contains("PROPFIND") && !after.text.contains("FOO"));
+    assert!(
+        after.text.contains("endpoint=\"unmatched\""),
+        "{}",
+        after.text
+    );
+    assert!(
+        after.text.len() < before.text.len() + 8_000,
+        "metrics grew from {} to {} bytes",
+        before.text.len(),
+        after.text.len()
+    );
+    // Filings show as a route pattern, never with an id.
+    let soc = app.token("soc1").await;
+    let r = app
+        .post(
+            "/api/v1/referrals",
+            &soc,
+            &serde_json::json!({"receiving_organization": "socialtjansten-norrmalm",
+                "child": {"alias": "X"}, "concern": "worried"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/referrals/{id}"), &soc).await;
+    let last = scrape().await;
+    assert!(!last.text.contains(&id));
+    assert!(
+        last.text.contains("/api/v1/referrals/{id}"),
+        "{}",
+        last.text
     );
 }
 

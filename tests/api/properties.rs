@@ -51,16 +51,30 @@ fn record() -> impl Strategy<Value = Record> {
         prop::sample::select(vec!["sergels-torg", "hasselby-torg"]),
         prop::collection::vec(
             prop::sample::select(vec!["general", "on_site", "police_only"]),
-            0..4,
+            1..4,
         ),
     )
         .prop_map(|(filer, place, audiences)| Record::Report {
-            filer,
+            // Releasing to partners is an officer's decision: an analyst posts
+            // police-only sections only.
+            filer: if audiences.iter().all(|a| *a == "police_only") {
+                filer
+            } else {
+                "polis1"
+            },
             place,
             audiences,
         });
     let referral = (
-        prop::sample::select(vec!["polis1", "vakt1", "falt1", "soc1"]),
+        prop::sample::select(vec![
+            "polis1",
+            "analytiker1",
+            "vakt1",
+            "vakt2",
+            "falt1",
+            "soc1",
+            "samordnare1",
+        ]),
         prop::option::of(prop::sample::select(vec![
             "investigation_opened",
             "not_opened",
@@ -119,16 +133,18 @@ fn oracle(reader: &str, r: &Record, m: &str) -> (Vec<(String, bool)>, bool) {
             let on_site = police(reader)
                 || (matches!(role(reader), "guard" | "social_worker" | "outreach_worker")
                     && assigned(place));
-            let mut v = vec![(format!("{m}-TITLE"), general)];
+            let sees = |a: &str| match a {
+                "general" => general,
+                "on_site" => on_site,
+                _ => police(reader),
+            };
+            // The title only together with a section the reader may see.
+            let visible = audiences.iter().any(|a| sees(a));
+            let mut v = vec![(format!("{m}-TITLE"), visible)];
             for (i, a) in audiences.iter().enumerate() {
-                let see = match *a {
-                    "general" => general,
-                    "on_site" => on_site,
-                    _ => police(reader),
-                };
-                v.push((format!("{m}-S{i}"), see));
+                v.push((format!("{m}-S{i}"), sees(a)));
             }
-            (v, general)
+            (v, visible)
         }
         Record::Referral {
             filer,

@@ -308,6 +308,7 @@ async fn instance_on(url: &DatabaseUrl, keys: Vec<(String, Secret)>) -> TestApp 
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address: None,
         client: reqwest::Client::new(),
         db_url: url.clone(),
     }
