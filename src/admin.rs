@@ -80,14 +80,18 @@ pub fn check_account(
     if engine.is_allowed(actor, Action::Administer, &account(user_id, org_kind)) {
         return Ok(());
     }
-    // Asked again for another account: the kinds the policy lets this role belong to.
-    const ANOTHER: &str = "~another-account";
-    let kinds: Vec<&str> = OrganizationKind::ALL
-        .iter()
-        .map(|k| k.as_str())
-        .filter(|k| engine.is_allowed(actor, Action::Administer, &account(ANOTHER, k)))
-        .collect();
-    if kinds.is_empty() || kinds.contains(&org_kind) {
+    // Asked again for every organisation kind: the kinds the policy lets this role
+    // belong to, for this account and for another one. None for this account but some
+    // for another: this account is not the actor's to change (their own).
+    let kinds = |user_id: &str| -> Vec<&'static str> {
+        OrganizationKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .filter(|k| engine.is_allowed(actor, Action::Administer, &account(user_id, k)))
+            .collect()
+    };
+    let kinds = kinds(user_id);
+    if kinds.is_empty() {
         return Err(AppError::Forbidden);
     }
     Err(AppError::bad_request(

@@ -12,7 +12,7 @@ use crate::admin::{
     self, Changes, NewOrganization, NewPlace, NewUser, OrganizationPatch, UserPatch, UserView,
 };
 use crate::api::reference::{all_organizations, all_places, OrganizationView, PlaceView};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::password::check_new_password;
 use crate::auth::Principal;

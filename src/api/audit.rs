@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::records::refuse;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::audit::review::{self, AuditPage, AuditQuery, UserActivity, EXPORT_LIMIT, PAGE_LIMIT};
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;

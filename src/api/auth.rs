@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::extractors::{body_bytes, optional_json, JsonBody, Meta};
 use crate::account::{LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 

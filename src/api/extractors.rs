@@ -7,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::{Bearer, Principal};
 use crate::error::AppError;
 use crate::request::RequestMeta;

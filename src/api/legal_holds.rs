@@ -7,7 +7,7 @@
 use actix_web::{delete, get, put, web};
 
 use super::records::refuse;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};

@@ -14,6 +14,7 @@ pub mod records;
 pub mod reference;
 pub mod referrals;
 pub mod situation_reports;
+pub mod state;
 
 use actix_web::web;
 

@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::error::AppError;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]

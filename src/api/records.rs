@@ -6,7 +6,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::{Bearer, Principal};
 use crate::error::AppError;

@@ -5,7 +5,7 @@ use actix_web::{get, post, web, HttpResponse};
 
 use super::extractors::JsonBody;
 use super::records::{self, Written};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};

@@ -5,7 +5,7 @@ use actix_web::{get, post, web, HttpResponse};
 
 use super::extractors::JsonBody;
 use super::records;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};
 use crate::records::situation_reports::{

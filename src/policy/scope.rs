@@ -583,3 +583,215 @@ impl ScopeCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::policy::OrganizationKind;
+
+    const ME: &str = "me";
+    const MY_ORG: &str = "my-org";
+
+    /// A record as stored, with the people, organisations and place it names.
+    #[derive(Debug, Clone)]
+    struct Record {
+        kind: RecordKind,
+        owner: &'static str,
+        owner_org: &'static str,
+        receiving_org: &'static str,
+        place: Option<&'static str>,
+        audiences: Vec<Audience>,
+        /// (valid, released to)
+        consents: Vec<(bool, ReleasedTo)>,
+    }
+
+    fn principal() -> impl Strategy<Value = PrincipalAttrs> {
+        let roles: Vec<&str> = crate::policy::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(["nobody"])
+            .collect();
+        let kinds: Vec<&str> = OrganizationKind::ALL.iter().map(|k| k.as_str()).collect();
+        (
+            prop::sample::select(roles),
+            prop::sample::select(kinds),
+            any::<bool>(),
+            prop::sample::subsequence(vec!["a", "b"], 0..=2),
+        )
+            .prop_map(|(role, kind, mandated, places)| PrincipalAttrs {
+                user_id: ME.into(),
+                role: role.into(),
+                organization_id: MY_ORG.into(),
+                organization_kind: kind.into(),
+                mandated_reporter: mandated,
+                places: places.into_iter().map(str::to_owned).collect(),
+            })
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        (
+            prop::sample::select(RecordKind::ALL.to_vec()),
+            prop::sample::select(vec![ME, "someone", "another"]),
+            prop::sample::select(vec![MY_ORG, "org-x", "org-y"]),
+            prop::sample::select(vec![MY_ORG, "org-x", "org-y"]),
+            prop::sample::select(vec![Some("a"), Some("b"), Some("c"), None]),
+            prop::sample::subsequence(Audience::ALL.to_vec(), 1..=3),
+            prop::collection::vec(
+                (
+                    any::<bool>(),
+                    prop::sample::select(ReleasedTo::ALL.to_vec()),
+                ),
+                0..3,
+            ),
+        )
+            .prop_map(
+                |(kind, owner, owner_org, receiving_org, place, audiences, consents)| Record {
+                    kind,
+                    owner,
+                    owner_org,
+                    receiving_org,
+                    // Only a referral may have no place.
+                    place: place.or((kind != RecordKind::Referral).then_some("c")),
+                    audiences,
+                    consents,
+                },
+            )
+    }
+
+    /// Every part of the record, as the service decides it (real values, no stand-ins).
+    fn parts(r: &Record) -> Vec<Resource> {
+        let place = r.place.unwrap_or_default().to_owned();
+        match r.kind {
+            RecordKind::Observation => ObservationPart::ALL
+                .iter()
+                .map(|&kind| Resource::ObservationPart {
+                    kind,
+                    place: place.clone(),
+                    reporter_id: r.owner.into(),
+                    reporter_org_id: r.owner_org.into(),
+                })
+                .collect(),
+            RecordKind::SituationReport => r
+                .audiences
+                .iter()
+                .map(|&audience| Resource::ReportSection {
+                    audience,
+                    place: place.clone(),
+                    author_id: r.owner.into(),
+                    author_org_id: r.owner_org.into(),
+                })
+                .collect(),
+            RecordKind::Referral => {
+                let part = |kind, consent| Resource::ReferralPart {
+                    kind,
+                    place: r.place.map(str::to_owned),
+                    reporter_id: r.owner.into(),
+                    reporter_org_id: r.owner_org.into(),
+                    receiving_org_id: r.receiving_org.into(),
+                    consent,
+                };
+                let mut out: Vec<Resource> = [
+                    ReferralPart::ChildAndConcern,
+                    ReferralPart::FeedbackStatus,
+                    ReferralPart::SocialNotes,
+                ]
+                .into_iter()
+                .map(|k| part(k, None))
+                .collect();
+                for &(valid, released_to) in &r.consents {
+                    out.push(part(
+                        ReferralPart::ReleasedDetails,
+                        Some(ConsentFacts { valid, released_to }),
+                    ));
+                }
+                out
+            }
+        }
+    }
+
+    /// How the record stands to the principal, as the scope's classes name it.
+    fn relation(
+        p: &PrincipalAttrs,
+        r: &Record,
+    ) -> (bool, OrgRelation, PlaceRelation, Vec<Content>) {
+        let filed_here = r.owner_org == p.organization_id;
+        let sent_here = r.receiving_org == p.organization_id;
+        let org = match (r.kind, filed_here, sent_here) {
+            (RecordKind::Referral, true, true) => OrgRelation::HereToHere,
+            (RecordKind::Referral, true, false) => OrgRelation::HereToOther,
+            (RecordKind::Referral, false, true) => OrgRelation::OtherToHere,
+            (RecordKind::Referral, false, false) if r.owner_org == r.receiving_org => {
+                OrgRelation::OtherToItself
+            }
+            (RecordKind::Referral, false, false) => OrgRelation::OtherToOther,
+            (_, true, _) => OrgRelation::FiledHere,
+            (_, false, _) => OrgRelation::FiledElsewhere,
+        };
+        let place = match r.place {
+            None => PlaceRelation::Unset,
+            Some(x) if p.places.iter().any(|q| q == x) => PlaceRelation::Assigned,
+            Some(_) => PlaceRelation::Elsewhere,
+        };
+        let mut held: Vec<Content> = Vec::new();
+        if r.kind == RecordKind::SituationReport {
+            held.extend(r.audiences.iter().map(|a| Content::Section(*a)));
+        }
+        if r.kind == RecordKind::Referral {
+            for &(valid, to) in &r.consents {
+                held.push(Content::Consent(
+                    to,
+                    if valid {
+                        Validity::Valid
+                    } else {
+                        Validity::Any
+                    },
+                ));
+            }
+        }
+        (r.owner == p.user_id, org, place, held)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// The scope is never narrower than the policy: every record of which the
+        /// policy lets the principal read some part is in it. With the shipped rules it
+        /// is exact: every record in it has a part the principal may read.
+        #[test]
+        fn the_scope_holds_every_record_with_a_readable_part_and_no_other(
+            p in principal(),
+            r in record(),
+        ) {
+            static ENGINE: std::sync::OnceLock<PolicyEngine> = std::sync::OnceLock::new();
+            let engine = ENGINE.get_or_init(|| PolicyEngine::load_embedded().unwrap());
+            let readable = parts(&r)
+                .iter()
+                .any(|part| engine.decide(&p, Action::Read, part));
+            let scope = engine.scope(&p, r.kind);
+            let (own, org, place, held) = relation(&p, &r);
+            let admitted = scope.admits(own, org, place, &held);
+            prop_assert!(!readable || admitted, "narrower than the policy: {p:?} {r:?} {scope:?}");
+            prop_assert!(readable || !admitted, "wider than the shipped policy: {p:?} {r:?} {scope:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_that_names_a_literal_place_makes_the_scope_everything() {
+        let policies: PolicySet = r#"
+            @id("read-at-sergels")
+            permit (principal, action == Samverkan::Action::"read", resource is Samverkan::ObservationPart)
+            when { resource.place == "sergels-torg" };
+        "#
+        .parse()
+        .unwrap();
+        let r = Relational::of(&policies);
+        assert!(!r.exact(RecordKind::Observation));
+        assert!(r.exact(RecordKind::Referral) && r.exact(RecordKind::SituationReport));
+        let shipped = PolicyEngine::load_embedded().unwrap();
+        for &kind in RecordKind::ALL {
+            assert!(shipped.relational.exact(kind), "{kind}");
+        }
+    }
+}

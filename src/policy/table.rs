@@ -58,6 +58,22 @@ pub fn run_embedded_decision_tables() -> Result<TableReport, PolicyError> {
     run(&engine, &table)
 }
 
+/// Why a row could not be read, or how its answer differs from the expected one.
+#[derive(Debug)]
+struct RowProblem(String);
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! problem {
+    ($($t:tt)*) => {
+        RowProblem(format!($($t)*))
+    };
+}
+
 const COLUMNS: [&str; 10] = [
     "role", "org_kind", "mandated", "assigned", "action", "resource", "kind", "relation",
     "consent", "expect",
@@ -114,7 +130,7 @@ pub(super) fn run(engine: &PolicyEngine, table: &SourceFile) -> Result<TableRepo
     for (number, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let outcome = if cells.len() != names.len() {
-            Err(format!(
+            Err(problem!(
                 "cannot read row: {} cells, the header has {}",
                 cells.len(),
                 names.len()
@@ -141,11 +157,11 @@ struct Case {
     expect: bool,
 }
 
-fn yes_no(column: &str, value: &str) -> Result<bool, String> {
+fn yes_no(column: &str, value: &str) -> Result<bool, RowProblem> {
     match value {
         "yes" => Ok(true),
         "no" => Ok(false),
-        _ => Err(format!(
+        _ => Err(problem!(
             "cannot read row: {column} must be yes or no, not `{value}`"
         )),
     }
@@ -157,9 +173,9 @@ fn known<T>(
     value: &str,
     parse: fn(&str) -> Option<T>,
     listed: fn() -> String,
-) -> Result<T, String> {
+) -> Result<T, RowProblem> {
     parse(value).ok_or_else(|| {
-        format!(
+        problem!(
             "cannot read row: {column} `{value}` is not one of {}",
             listed()
         )
@@ -174,12 +190,12 @@ struct Parties {
 }
 
 impl Case {
-    fn parse<'a>(get: impl Fn(usize) -> &'a str) -> Result<Case, String> {
+    fn parse<'a>(get: impl Fn(usize) -> &'a str) -> Result<Case, RowProblem> {
         let [role, org_kind, mandated, assigned, action, resource, kind, relation, consent, expect] =
             std::array::from_fn(&get);
         let mandated_reporter = yes_no("mandated", mandated)?;
         let action = Action::parse(action).ok_or_else(|| {
-            format!(
+            problem!(
                 "cannot read row: unknown action `{action}` (expected one of: {})",
                 Action::ALL.map(Action::cedar_name).join(", ")
             )
@@ -188,7 +204,7 @@ impl Case {
             "allow" => true,
             "deny" => false,
             other => {
-                return Err(format!(
+                return Err(problem!(
                     "cannot read row: expect must be allow or deny, not `{other}`"
                 ))
             }
@@ -202,7 +218,7 @@ impl Case {
             "invalid-org" => Some((false, ReleasedTo::ReporterOrganization)),
             "-" => None,
             other => {
-                return Err(format!(
+                return Err(problem!(
                     "cannot read row: consent must be valid, invalid, valid-org, invalid-org or -, not `{other}`"
                 ))
             }
@@ -214,7 +230,7 @@ impl Case {
             "no" => (vec![OTHER_PLACE.to_string()], Some(PLACE.to_string())),
             "-" => (vec![OTHER_PLACE.to_string()], None),
             other => {
-                return Err(format!(
+                return Err(problem!(
                     "cannot read row: assigned must be yes, no or -, not `{other}`"
                 ))
             }
@@ -242,26 +258,26 @@ impl Case {
             }),
             "-" => None,
             other => {
-                return Err(format!(
+                return Err(problem!(
                     "cannot read row: relation must be own, same_org, receiving_org, other or -, not `{other}`"
                 ))
             }
         };
         let need_parties = || {
             parties.as_ref().ok_or_else(|| {
-                format!("cannot read row: a {resource} needs a relation (own, same_org, receiving_org or other)")
+                problem!("cannot read row: a {resource} needs a relation (own, same_org, receiving_org or other)")
             })
         };
         let need_place = || {
             place.clone().ok_or_else(|| {
-                format!(
+                problem!(
                     "cannot read row: a {resource} always has a place: assigned must be yes or no"
                 )
             })
         };
         let not_receiving = || {
             if relation == "receiving_org" {
-                Err(format!(
+                Err(problem!(
                     "cannot read row: relation receiving_org applies to referrals only, not to a {resource}"
                 ))
             } else {
@@ -311,7 +327,7 @@ impl Case {
             // relation: own (the user's own account) or other.
             "account" => {
                 let (role, org_kind) = kind.split_once('/').ok_or_else(|| {
-                    format!("cannot read row: an account's kind is role/organisation_kind, not `{kind}`")
+                    problem!("cannot read row: an account's kind is role/organisation_kind, not `{kind}`")
                 })?;
                 known("kind", role, Role::parse, Role::listed)?;
                 known("kind", org_kind, OrganizationKind::parse, OrganizationKind::listed)?;
@@ -319,7 +335,7 @@ impl Case {
                     "own" => USER,
                     "other" => SOMEONE_ELSE,
                     other => {
-                        return Err(format!(
+                        return Err(problem!(
                             "cannot read row: an account's relation is own or other, not `{other}`"
                         ))
                     }
@@ -332,7 +348,7 @@ impl Case {
             }
             "audit_log" => Resource::AuditLog,
             other => {
-                return Err(format!(
+                return Err(problem!(
                     "cannot read row: resource must be observation, report_section, referral, admin, account or audit_log, not `{other}`"
                 ))
             }
@@ -352,7 +368,7 @@ impl Case {
         })
     }
 
-    fn check(&self, engine: &PolicyEngine) -> Result<(), String> {
+    fn check(&self, engine: &PolicyEngine) -> Result<(), RowProblem> {
         let word = |allowed: bool| if allowed { "allow" } else { "deny" };
         let (got, why) = match engine.explain(&self.principal, self.action, &self.resource) {
             Ok((true, rules)) => (true, format!("allowed by {}", rules.join(", "))),
@@ -363,7 +379,7 @@ impl Case {
         if got == self.expect {
             Ok(())
         } else {
-            Err(format!(
+            Err(problem!(
                 "expected {}, got {} ({why})",
                 word(self.expect),
                 word(got)

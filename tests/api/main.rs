@@ -10,6 +10,8 @@ mod authorization;
 mod caching;
 mod cli;
 mod crash;
+mod hardening;
+mod hidden;
 mod input;
 mod matrix;
 mod operations;
