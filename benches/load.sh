@@ -16,6 +16,10 @@
 #   4. police listing the newest 50 observations at a place, at 10k and at 1M observations
 #      (with 10M audit entries for the 1M run)
 #   5. a flood of wrong-password logins, while a guard reads and a user signs in
+#   6. a guard's list of the newest 50 observations with 0 and with 100,000 rows the guard
+#      cannot see (newer than every visible one): the answer is the same, and its time
+#      must not grow with the hidden rows (the list reads only what the policy's scope
+#      admits; see records::visibility)
 # and the server's peak resident memory over the run. Each row also gives the CPU the
 # hypervisor took away during it ("steal" in /proc/stat; on this VM it follows disk I/O
 # and swings from 0 to 45 % between runs); a run with more than BENCH_MAX_STEAL % is run
@@ -128,6 +132,43 @@ seed_observations() { # url, target count
       FROM generate_series((SELECT COUNT(*) FROM observations) + 1, $n) AS x, users u WHERE u.username = 'vakt1';
       UPDATE observations SET id = '00000000-0000-7000-8000-' || id WHERE length(id) = 12; ANALYZE observations;"
   fi
+}
+
+seed_place() { # url, place, count, first time (µs since the epoch), id group (4 hex digits)
+  local url=$1 place=$2 n=$3 t0=$4 group=$5
+  if [ "$BACKEND" = sqlite ]; then
+    local rid org; rid=$(sqlite3 "$url" "SELECT id FROM users WHERE username='vakt1'"); org=$(sqlite3 "$url" "SELECT organization_id FROM users WHERE username='vakt1'")
+    sqlite3 "$url" "PRAGMA synchronous=OFF; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < $n)
+      INSERT INTO observations (id, place_id, observed_at, category, description, reporter_id, reporter_org_id, created_at, legal_hold)
+      SELECT printf('00000000-0000-7000-$group-%012d', x), '$place', $t0 + x * 1000000, 'drug_use', 'bench', '$rid', '$org', $t0 + x * 1000000, FALSE FROM c;"
+  else
+    psql -q "$url" -c "INSERT INTO observations (id, place_id, observed_at, category, description, reporter_id, reporter_org_id, created_at, legal_hold)
+      SELECT '00000000-0000-7000-$group-' || lpad(x::text, 12, '0'), '$place', $t0 + x * 1000000, 'drug_use', 'bench', u.id, u.organization_id, $t0 + x * 1000000, FALSE
+      FROM generate_series(1, $n) AS x, users u WHERE u.username = 'vakt1'; ANALYZE observations;"
+  fi
+}
+
+# A guard at Hässelby torg (vakt2) lists the newest 50 observations: 1,000 at Hässelby torg
+# it sees (their core), then 100,000 more at Sergels torg, newer than all of them, that it
+# cannot see. The answer stays the same; the time should too.
+bench_hidden() { # url of an empty database
+  local url=$1 vakt2 first second
+  start_server "$url"; stop_server
+  seed_place "$url" hasselby-torg 1000 1700000000000000 8001
+  settle "$url"
+  start_server "$url"
+  vakt2=$(login vakt2)
+  first=$(curl -fs "$BASE/api/v1/observations?limit=50" -H "authorization: Bearer $vakt2" | sha256sum)
+  run_wrk "guard list 50, 0 hidden rows" 4 -H "Authorization: Bearer $vakt2" "$BASE/api/v1/observations?limit=50"
+  stop_server
+  seed_place "$url" sergels-torg 100000 1800000000000000 8002
+  settle "$url"
+  start_server "$url"
+  vakt2=$(login vakt2)
+  second=$(curl -fs "$BASE/api/v1/observations?limit=50" -H "authorization: Bearer $vakt2" | sha256sum)
+  run_wrk "guard list 50, 100k hidden rows" 4 -H "Authorization: Bearer $vakt2" "$BASE/api/v1/observations?limit=50"
+  stop_server
+  if [ "$first" != "$second" ]; then echo "the guard's list changed with hidden rows" >&2; exit 1; fi
 }
 
 seed_audit() { # url, count — filler entries (this throwaway database's chain is not verified)
@@ -244,6 +285,14 @@ bench_backend() {
   stop_server
   kill "$RSS_PID" 2>/dev/null || true
   printf '| %s | peak server RSS | – | – | %s MB | – | – |\n' "$BACKEND" "$(( $(sort -n "$WORK/rss" | tail -1) / 1024 ))" | tee -a "$WORK/table"
+
+  if [ "$BACKEND" = sqlite ]; then
+    url="$WORK/hidden.db"
+  else
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS samverkan_bench_hidden WITH (FORCE)" -c "CREATE DATABASE samverkan_bench_hidden"
+    url="${PG_ADMIN%/*}/samverkan_bench_hidden"
+  fi
+  bench_hidden "$url"
 }
 
 : >"$WORK/table"

@@ -316,9 +316,17 @@ fn answer<K: RecordKind>(stored: &K::Stored, parts: &[K::Part]) -> Answer {
     }
 }
 
+/// The parts of one record this principal may read (no memo: each part is asked once).
+fn allowed_one<K: RecordKind>(d: &Decider, stored: &K::Stored, now: i64) -> Vec<K::Part> {
+    K::parts(stored, now)
+        .into_iter()
+        .filter_map(|(part, resource)| d.allows(policy::Action::Read, &resource).then_some(part))
+        .collect()
+}
+
 /// The read of a record kept in memory; `None` when no part is visible.
 pub fn read_cached<K: RecordKind>(d: &Decider, cached: &Cached<K>, now: i64) -> Option<Answer> {
-    let parts = allowed::<K>(&mut Memo::new(d), &cached.stored, now);
+    let parts = allowed_one::<K>(d, &cached.stored, now);
     if parts.is_empty() {
         return None;
     }
@@ -353,7 +361,7 @@ pub fn read<K: RecordKind>(
 ) -> Result<Option<Answer>, AppError> {
     let Some(cache) = cache else {
         return Ok(load::<K>(conn, id)?.and_then(|stored| {
-            let parts = allowed::<K>(&mut Memo::new(d), &stored, now);
+            let parts = allowed_one::<K>(d, &stored, now);
             (!parts.is_empty()).then(|| answer::<K>(&stored, &parts))
         }));
     };
@@ -376,11 +384,7 @@ pub fn target<K: RecordKind>(
     id: &str,
     now: i64,
 ) -> Result<Option<K::Stored>, AppError> {
-    Ok(load::<K>(conn, id)?.filter(|stored| {
-        K::parts(stored, now)
-            .into_iter()
-            .any(|(_, resource)| d.allows(policy::Action::Read, &resource))
-    }))
+    Ok(load::<K>(conn, id)?.filter(|stored| !allowed_one::<K>(d, stored, now).is_empty()))
 }
 
 /// The WHERE clause and order of one slice over a record table (see [`Slice`]), and
