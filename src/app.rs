@@ -217,22 +217,22 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let metrics_handle = self.metrics.as_ref().map(|(s, _)| s.handle());
         // Stop gracefully on SIGINT/SIGTERM: in-flight requests finish, then the writer drains.
         tokio::spawn(async move {
             crate::shutdown_signal().await;
             handle.stop(true).await;
-            if let Some(h) = metrics_handle {
-                h.stop(true).await;
-            }
         });
-        match self.metrics {
-            Some((metrics, _)) => {
-                let (served, _) = tokio::join!(self.server, metrics);
-                served
-            }
-            None => self.server.await,
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        let served = self.server.await;
+        // However the service stopped, the operator's listener stops with it.
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
         }
+        served
     }
 }
 

@@ -118,11 +118,12 @@ pub fn spawn_poller(
     url: DatabaseUrl,
     poll_interval: Duration,
 ) -> std::io::Result<()> {
+    // Holds the generation weakly: the thread ends with the application. (The strong
+    // reference must not move into the thread, or the thread keeps itself alive.)
+    let generation = Arc::downgrade(&generation);
     std::thread::Builder::new()
         .name("samverkan-cache".into())
         .spawn(move || {
-            // Holds the generation weakly: the thread ends with the application.
-            let generation = Arc::downgrade(&generation);
             let mut conn = reconnect(&url, "cache poller");
             let mut last = None;
             loop {

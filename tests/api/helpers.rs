@@ -214,6 +214,52 @@ pub struct TestApp {
     pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db_url: DatabaseUrl,
+    /// Stops the server when the test is done (see `start`).
+    pub handle: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Drop for TestApp {
+    /// The server runs on a thread of its own: told to stop, it ends there, and with it
+    /// every connection the app holds (a suite of many apps stays within PostgreSQL's
+    /// connection limit).
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            // Sends the command at once; the server's own runtime carries it out.
+            drop(h.stop(false));
+        }
+    }
+}
+
+/// Builds and runs the application on a thread and runtime of its own, so that it can
+/// be stopped whatever becomes of the test's runtime.
+pub fn start(settings: Settings) -> TestApp {
+    let url = settings.database_url.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Application::build(settings).await.expect("build app");
+            let handle = app.server().handle();
+            tx.send((app.port(), app.metrics_port(), handle))
+                .expect("test waits");
+            let _ = app.run_until_stopped().await;
+        });
+    });
+    let (port, metrics_port, handle) = rx.recv().expect("the app started");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        metrics_address: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        db_url: url,
+        handle: Some(handle),
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -225,21 +271,11 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let url = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("fresh database");
-    let mut settings = test_settings(url.clone());
+    let mut settings = test_settings(url);
     adjust(&mut settings);
-    let app = Application::build(settings).await.expect("build app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        metrics_address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-        db_url: url,
-    }
+    tokio::task::spawn_blocking(move || start(settings))
+        .await
+        .expect("start the app")
 }
 
 /// A response read whole: status, headers and the JSON body (Null when not JSON).

@@ -8,7 +8,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use samverkan::app::Application;
 use samverkan::config::Secret;
 use samverkan::storage::DatabaseUrl;
 
@@ -303,15 +302,9 @@ async fn a_refresh_token_works_once() {
 async fn instance_on(url: &DatabaseUrl, keys: Vec<(String, Secret)>) -> TestApp {
     let mut settings = test_settings(url.clone());
     settings.tokens.keys = keys;
-    let app = Application::build(settings).await.expect("build app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        metrics_address: None,
-        client: reqwest::Client::new(),
-        db_url: url.clone(),
-    }
+    tokio::task::spawn_blocking(move || crate::helpers::start(settings))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
