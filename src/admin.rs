@@ -68,14 +68,19 @@ pub fn operator() -> PrincipalAttrs {
 pub fn check_account(
     engine: &PolicyEngine,
     actor: &PrincipalAttrs,
-    user_id: &str,
-    role: &str,
-    org_kind: &str,
+    change: &AccountChange<'_>,
 ) -> Result<(), AppError> {
+    let AccountChange {
+        user_id,
+        role,
+        org_kind,
+        grants_access,
+    } = *change;
     let account = |user_id: &str, kind: &str| Resource::Account {
         user_id: user_id.to_owned(),
         role: role.to_owned(),
         organization_kind: kind.to_owned(),
+        grants_access,
     };
     if engine.is_allowed(actor, Action::Administer, &account(user_id, org_kind)) {
         return Ok(());
@@ -396,10 +401,19 @@ fn set_places(conn: &mut DbConnection, user_id: &str, ids: &[String]) -> Result<
     Ok(())
 }
 
-/// Asked before an account is created or its access changes: may it have this role in an
-/// organisation of this kind (see [`check_account`])? Arguments: the account's user id,
-/// role and organisation kind as they would be.
-pub type AccountCheck<'a> = &'a dyn Fn(&str, &str, &str) -> Result<(), AppError>;
+/// An account as it would be after a change: the question [`check_account`] puts to the
+/// policy.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountChange<'a> {
+    pub user_id: &'a str,
+    pub role: &'a str,
+    pub org_kind: &'a str,
+    /// False only when the change takes access away (disabling).
+    pub grants_access: bool,
+}
+
+/// Asked before an account is created or its access changes (see [`check_account`]).
+pub type AccountCheck<'a> = &'a dyn Fn(&AccountChange<'_>) -> Result<(), AppError>;
 
 /// Creates a user with an already computed password hash.
 pub fn create_user(
@@ -413,7 +427,12 @@ pub fn create_user(
     let org = load_org(conn, &v.organization)?;
     let places = check_places(conn, &v.places)?;
     let id = new_id();
-    check(&id, &role, &org.kind)?;
+    check(&AccountChange {
+        user_id: &id,
+        role: &role,
+        org_kind: &org.kind,
+        grants_access: true,
+    })?;
     let now = now_micros();
     // A stable pseudonym per user, e.g. OV-7F3A, for other organisations to see.
     let mut pseudonym = String::new();
@@ -506,12 +525,17 @@ pub fn update_user(
         None => user.display_name.clone(),
     };
     let disabled = p.disabled.unwrap_or(user.disabled);
-    let access_changes = role != user.role
+    let widens = role != user.role
         || org.id != user.organization_id
         || places != places_before
-        || disabled != user.disabled;
-    if access_changes {
-        check(&user.id, &role, &org.kind)?;
+        || (user.disabled && !disabled);
+    if widens || disabled != user.disabled {
+        check(&AccountChange {
+            user_id: &user.id,
+            role: &role,
+            org_kind: &org.kind,
+            grants_access: widens,
+        })?;
     }
     diesel::update(users::table.filter(users::id.eq(&user.id)))
         .set((

@@ -183,9 +183,11 @@ fn cli_entry(action: AuditAction, kind: &str, id: &str, changes: Changes) -> Aud
 
 /// The question the policy answers for the operator on an account (see
 /// `admin::check_account`).
-fn operator_check(policy: &PolicyEngine) -> impl Fn(&str, &str, &str) -> Result<(), AppError> + '_ {
+fn operator_check(
+    policy: &PolicyEngine,
+) -> impl Fn(&admin::AccountChange<'_>) -> Result<(), AppError> + '_ {
     let operator = admin::operator();
-    move |id: &str, role: &str, kind: &str| admin::check_account(policy, &operator, id, role, kind)
+    move |change: &admin::AccountChange<'_>| admin::check_account(policy, &operator, change)
 }
 
 async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {

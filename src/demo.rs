@@ -188,8 +188,8 @@ pub async fn seed(
             // The demo world follows the rules an administrator does (roles belong to
             // organisation kinds).
             let operator = admin::operator();
-            let check = |id: &str, role: &str, kind: &str| {
-                admin::check_account(&policy, &operator, id, role, kind)
+            let check = |change: &admin::AccountChange<'_>| {
+                admin::check_account(&policy, &operator, change)
             };
             let mut created = 0;
             for (id, name, kind, mandated) in ORGANIZATIONS {

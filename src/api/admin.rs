@@ -204,9 +204,8 @@ pub async fn create_user(
     let written = state
         .writer
         .write(move |tx| {
-            let check = |id: &str, role: &str, kind: &str| {
-                admin::check_account(&policy, &p.attrs, id, role, kind)
-            };
+            let check =
+                |change: &admin::AccountChange<'_>| admin::check_account(&policy, &p.attrs, change);
             let (user, c) = match admin::create_user(tx.conn, &body, hash, &check) {
                 Ok(created) => created,
                 Err(e) => {
@@ -276,9 +275,8 @@ pub async fn update_user(
         .writer
         .write(move |tx| {
             let user = admin::find_user(tx.conn, &uname)?.ok_or(AppError::NotFound)?;
-            let check = |id: &str, role: &str, kind: &str| {
-                admin::check_account(&policy, &p.attrs, id, role, kind)
-            };
+            let check =
+                |change: &admin::AccountChange<'_>| admin::check_account(&policy, &p.attrs, change);
             let updated = match admin::update_user(tx.conn, &user, &patch, new_hash, &check) {
                 Ok(u) => u,
                 Err(e) => return account_refused(tx, &p, AuditAction::AdminUpdate, &uname, e),

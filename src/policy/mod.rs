@@ -139,11 +139,13 @@ pub enum Resource {
     },
     /// Administration of organisations, places, users and legal holds.
     Admin { kind: AdminKind },
-    /// An account as it would be after an administrative change.
+    /// An account as it would be after an administrative change. `grants_access` is
+    /// false only when the change takes access away (disabling).
     Account {
         user_id: String,
         role: String,
         organization_kind: String,
+        grants_access: bool,
     },
     /// The audit trail (metadata only).
     AuditLog,
@@ -456,6 +458,7 @@ impl PolicyEngine {
                         user_id: "u".into(),
                         role: role.as_str().into(),
                         organization_kind: kind.as_str().into(),
+                        grants_access: true,
                     },
                 ));
             }
@@ -703,6 +706,7 @@ impl PolicyEngine {
                 user_id,
                 role,
                 organization_kind,
+                grants_access,
             } => (
                 &n.account,
                 vec![
@@ -711,6 +715,10 @@ impl PolicyEngine {
                     (
                         "organization_kind",
                         entity_ref(&n.organization_kind, organization_kind),
+                    ),
+                    (
+                        "grants_access",
+                        RestrictedExpression::new_bool(*grants_access),
                     ),
                 ],
             ),

@@ -323,9 +323,14 @@ impl Case {
             "admin" => Resource::Admin {
                 kind: known("kind", kind, AdminKind::parse, AdminKind::listed)?,
             },
-            // kind: the account's role and organisation kind, e.g. guard/security;
-            // relation: own (the user's own account) or other.
+            // kind: the account's role and organisation kind, e.g. guard/security, and
+            // `/disable` when the change only takes access away; relation: own (the
+            // user's own account) or other.
             "account" => {
+                let (kind, grants_access) = match kind.strip_suffix("/disable") {
+                    Some(k) => (k, false),
+                    None => (kind, true),
+                };
                 let (role, org_kind) = kind.split_once('/').ok_or_else(|| {
                     problem!("cannot read row: an account's kind is role/organisation_kind, not `{kind}`")
                 })?;
@@ -344,6 +349,7 @@ impl Case {
                     user_id: user_id.to_string(),
                     role: role.to_string(),
                     organization_kind: org_kind.to_string(),
+                    grants_access,
                 }
             }
             "audit_log" => Resource::AuditLog,

@@ -211,6 +211,29 @@ async fn a_police_role_outside_a_police_organisation_sees_no_more_than_its_guard
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The administrator can take such an account's access away, not give it back.
+    let admin = app.token("admin1").await;
+    let r = app
+        .patch(
+            "/api/v1/admin/users/vakt1",
+            &admin,
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.get("/api/v1/me", &bent).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app
+        .patch(
+            "/api/v1/admin/users/vakt1",
+            &admin,
+            &json!({"disabled": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"], "role_not_for_organization");
 }
 
 #[tokio::test]
