@@ -144,7 +144,7 @@ seed_place() { # url, place, count, first time (µs since the epoch), id group (
   else
     psql -q "$url" -c "INSERT INTO observations (id, place_id, observed_at, category, description, reporter_id, reporter_org_id, created_at, legal_hold)
       SELECT '00000000-0000-7000-$group-' || lpad(x::text, 12, '0'), '$place', $t0 + x * 1000000, 'drug_use', 'bench', u.id, u.organization_id, $t0 + x * 1000000, FALSE
-      FROM generate_series(1, $n) AS x, users u WHERE u.username = 'vakt1'; ANALYZE observations;"
+      FROM generate_series(1::bigint, $n) AS x, users u WHERE u.username = 'vakt1'; ANALYZE observations;"
   fi
 }
 
