@@ -348,9 +348,14 @@ async fn no_admin_view_export_or_command_shows_a_pseudonym() {
 
 // ---- 5. Throttling holds under parallel guessing ------------------------------------
 
-async fn parallel_logins(app: &TestApp, attempts: Vec<(&'static str, String)>) -> Vec<StatusCode> {
+/// Sends every attempt at once, taking turns between the given instances.
+async fn parallel_logins(
+    apps: &[&TestApp],
+    attempts: Vec<(&'static str, String)>,
+) -> Vec<StatusCode> {
     let mut tasks = Vec::new();
-    for (user, password) in attempts {
+    for (i, (user, password)) in attempts.into_iter().enumerate() {
+        let app = apps[i % apps.len()];
         let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
         tasks.push(tokio::spawn(async move {
             client
@@ -372,11 +377,19 @@ async fn parallel_logins(app: &TestApp, attempts: Vec<(&'static str, String)>) -
 #[tokio::test]
 async fn at_most_the_allowed_number_of_passwords_are_checked_however_many_arrive_at_once() {
     let app = spawn_app().await;
-    // Thirty wrong passwords at once for one username: five are checked, the rest wait.
+    // A second instance on the same database: the count is the database's, not a process's.
+    let other = tokio::task::spawn_blocking({
+        let url = app.db_url.clone();
+        move || crate::helpers::start(crate::helpers::test_settings(url))
+    })
+    .await
+    .unwrap();
+    // Thirty wrong passwords at once for one username, over both instances: five are
+    // checked, the rest wait.
     let wrong = (0..30)
         .map(|i| ("vakt1", format!("wrong-password-{i}")))
         .collect();
-    let statuses = parallel_logins(&app, wrong).await;
+    let statuses = parallel_logins(&[&app, &other], wrong).await;
     let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
     assert_eq!(count(StatusCode::UNAUTHORIZED), 5, "{statuses:?}");
     assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 25, "{statuses:?}");
@@ -386,7 +399,7 @@ async fn at_most_the_allowed_number_of_passwords_are_checked_however_many_arrive
         .map(|i| ("soc1", format!("wrong-password-{i}")))
         .collect();
     mixed.insert(7, ("soc1", PASSWORD.to_owned()));
-    let statuses = parallel_logins(&app, mixed).await;
+    let statuses = parallel_logins(&[&app, &other], mixed).await;
     let checked = statuses
         .iter()
         .filter(|s| **s == StatusCode::UNAUTHORIZED || **s == StatusCode::OK)
