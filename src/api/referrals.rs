@@ -75,6 +75,8 @@ struct WriteOn {
     audit: AuditAction,
     action: Action,
     parts: Vec<&'static str>,
+    /// 201 (something new was recorded) or 200 (something was changed).
+    creates: bool,
 }
 
 /// A write on an existing referral, decided and done in one transaction: a referral the
@@ -90,6 +92,7 @@ async fn write_on<D, W>(
         audit,
         action,
         parts,
+        creates,
     }: WriteOn,
     decide: D,
     write: W,
@@ -134,7 +137,14 @@ where
             Ok(Written::Done(answer))
         })
         .await?;
-    Ok(records::created(id, written.into_result()?))
+    let answer = written.into_result()?;
+    Ok(match (creates, answer) {
+        (true, answer) => records::created(id, answer),
+        (false, Some(a)) => HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(a.body),
+        (false, None) => HttpResponse::Ok().json(serde_json::json!({ "id": id })),
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/feedback", tag = "referrals", request_body = NewFeedback,
@@ -162,6 +172,7 @@ pub async fn feedback(
             audit: AuditAction::Feedback,
             action: Action::WriteFeedback,
             parts,
+            creates: true,
         },
         move |s, _| Some(rf::feedback_resources(s, with_note)),
         move |c, id, user| rf::insert_feedback(c, id, &status, note, user),
@@ -193,6 +204,7 @@ pub async fn consent(
                 ReferralPart::ReleasedDetails.as_str(),
                 ReferralPart::SocialNotes.as_str(),
             ],
+            creates: true,
         },
         move |s, _| Some(rf::consent_resources(s, &decided)),
         move |conn, id, user| rf::insert_consent(conn, id, &c, user).map(|_| ()),
@@ -203,7 +215,7 @@ pub async fn consent(
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/consents/{consent_id}/withdraw", tag = "referrals",
     params(("id" = String, Path, description = "Referral id"), ("consent_id" = String, Path, description = "The consent's id (in `consents`)")),
     security(("bearer" = [])),
-    responses((status = 201, description = "withdrawn: the details it released are hidden from now on", body = ReferralView),
+    responses((status = 200, description = "withdrawn: the details it released are hidden from now on", body = ReferralView),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/referrals/{id}/consents/{consent_id}/withdraw")]
 pub async fn withdraw_consent(
@@ -222,6 +234,7 @@ pub async fn withdraw_consent(
             audit: AuditAction::ConsentWithdraw,
             action: Action::WithdrawConsent,
             parts: vec![ReferralPart::ReleasedDetails.as_str()],
+            creates: false,
         },
         move |s, now| rf::withdraw_resources(s, &target, now),
         move |c, id, user| rf::withdraw_consent(c, id, &consent_id, user),
