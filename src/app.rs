@@ -140,6 +140,7 @@ impl Application {
         };
         if settings.demo {
             crate::demo::seed(&db, &writer, &policy, settings.demo_password.clone()).await?;
+            crate::demo::seed_samples(&db, &writer).await?;
         }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;

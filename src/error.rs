@@ -11,8 +11,11 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// A stable snake_case code a client can branch on.
     pub error: String,
-    /// A sentence for a person.
+    /// A sentence for a person: what happened and what to do.
     pub message: String,
+    /// On a 429: seconds to wait before trying again (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,10 @@ pub enum AppError {
     Unauthorized { code: &'static str, message: String },
     #[error("forbidden")]
     Forbidden,
+    /// A 403 whose reason the user's own request already reveals (their place
+    /// assignments, their role), so saying it helps and leaks nothing.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -57,6 +64,22 @@ impl AppError {
         }
     }
 
+    /// A bearer token that is not (or no longer) accepted: RFC 6750's `invalid_token`.
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        AppError::Unauthorized {
+            code: "invalid_token",
+            message: message.into(),
+        }
+    }
+
+    /// A well-signed access token past its lifetime: refresh it.
+    pub fn token_expired() -> Self {
+        AppError::Unauthorized {
+            code: "token_expired",
+            message: "The access token has expired: get a new one with POST /api/v1/auth/refresh (or sign in again).".into(),
+        }
+    }
+
     /// Logs the cause now; the client sees a generic 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         AppError::Internal(cause.to_string())
@@ -64,7 +87,9 @@ impl AppError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Unauthorized { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Unauthorized { code, .. }
+            | AppError::Refused { code, .. } => code,
             AppError::Forbidden => "forbidden",
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
@@ -79,16 +104,21 @@ impl AppError {
 
     fn public_message(&self) -> String {
         match self {
-            AppError::BadRequest { message, .. } | AppError::Unauthorized { message, .. } => {
-                message.clone()
-            }
+            AppError::BadRequest { message, .. }
+            | AppError::Unauthorized { message, .. }
+            | AppError::Refused { message, .. } => message.clone(),
             AppError::Forbidden => "You are not allowed to do this.".into(),
             AppError::NotFound => "Not found.".into(),
             AppError::Conflict(m) => m.clone(),
             AppError::MethodNotAllowed { allow } => format!("This path takes only {allow}."),
             AppError::PayloadTooLarge => "The request body is larger than allowed.".into(),
-            AppError::UnsupportedMediaType => "Send the body as application/json.".into(),
-            AppError::TooManyRequests { .. } => "Too many attempts; wait and try again.".into(),
+            AppError::UnsupportedMediaType => {
+                "This endpoint takes a JSON body: send it with Content-Type: application/json."
+                    .into()
+            }
+            AppError::TooManyRequests { retry_after_secs } => {
+                format!("Too many attempts: wait {retry_after_secs} seconds, then try again.")
+            }
             AppError::Unavailable => "The service is busy; try again shortly.".into(),
             AppError::Internal(_) => "Something went wrong on our side.".into(),
         }
@@ -106,7 +136,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Refused { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -127,6 +157,17 @@ impl ResponseError for AppError {
             AppError::TooManyRequests { retry_after_secs } => {
                 resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
+            // RFC 6750 3.1: a token that was sent and refused says so; a request without
+            // one gets the bare challenge.
+            AppError::Unauthorized { code, message }
+                if *code == "invalid_token" || *code == "token_expired" =>
+            {
+                let description = message.replace(['"', '\\'], "'");
+                resp.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
+                ));
+            }
             AppError::Unauthorized { .. } => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
@@ -138,6 +179,10 @@ impl ResponseError for AppError {
         resp.json(ErrorBody {
             error: self.code().to_owned(),
             message: self.public_message(),
+            retry_after_secs: match self {
+                AppError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+                _ => None,
+            },
         })
     }
 }

@@ -44,9 +44,10 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     principal: Principal,
+    http: actix_web::HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
-    let req: LogoutRequest = optional_json(&body_bytes(body)?)?;
+    let req: LogoutRequest = optional_json(&http, &body_bytes(body)?)?;
     state.accounts().logout(&principal, req).await?;
     Ok(HttpResponse::NoContent().finish())
 }

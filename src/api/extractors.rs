@@ -75,17 +75,23 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
 
 fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
     let state = state(req)?;
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
+    let Some(sent) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(AppError::unauthorized(
+            "Sign in: send Authorization: Bearer <access_token>.",
+        ));
+    };
+    let token = sent
+        .to_str()
+        .ok()
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim)
         .ok_or_else(|| {
-            AppError::unauthorized("Sign in: send Authorization: Bearer <access_token>.")
+            AppError::invalid_token(
+                "Send the access token as: Authorization: Bearer <access_token>.",
+            )
         })?;
     let claims = state.tokens.verify_access(token)?;
     let meta = request_meta(req)?;
@@ -143,9 +149,11 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        // The JSON extractor keeps the size limit, content type and error shapes.
+        let declared = json_declared(req);
+        // The JSON extractor keeps the size limit and error shapes.
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
+            declared?;
             let value = value.await?.into_inner();
             reject_nul_in(&value)?;
             if !value.is_object() {
@@ -159,6 +167,16 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .map(JsonBody)
                 .map_err(|e| AppError::bad_request("invalid_body", e.to_string()).into())
         })
+    }
+}
+
+/// A body declared as anything but JSON is a 415 that names the type to send. No
+/// declaration at all is read as JSON (clients that send none).
+fn json_declared(req: &HttpRequest) -> Result<(), AppError> {
+    match req.mime_type() {
+        Ok(None) => Ok(()),
+        Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
+        _ => Err(AppError::UnsupportedMediaType),
     }
 }
 
@@ -195,11 +213,15 @@ pub fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Byt
 }
 
 /// Parses an optional JSON body read as bytes (empty means absent), with the same
-/// errors as the JSON extractor.
-pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+/// errors as the JSON extractor: a body under another declared content type is a 415.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, AppError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
+    json_declared(req)?;
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|d| {
         AppError::bad_request("malformed_json", format!("the body is not valid JSON: {d}"))
     })?;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod docs;
 pub mod extractors;
 pub mod legal_holds;
 pub mod middleware;
@@ -38,6 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     .service(ops::healthz)
     .service(ops::readyz)
     .service(ops::openapi_json)
+    .service(docs::root)
+    .service(docs::index)
+    .service(docs::file)
     .service(
         web::scope("/api/v1")
             .service(auth::login)

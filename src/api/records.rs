@@ -217,11 +217,13 @@ where
         + 'static,
 {
     let d = decider(state, principal);
-    if !resources
-        .iter()
-        .all(|r| d.allows(crate::policy::Action::Create, r))
-    {
-        let err = AppError::Forbidden;
+    let create = crate::policy::Action::Create;
+    if let Some(denied) = resources.iter().find(|r| !d.allows(create, r)) {
+        let why = d.engine().refusal(d.principal(), create, denied);
+        let err = AppError::Refused {
+            code: why.code(),
+            message: why.message(&K::KIND.as_str().replace('_', " ")),
+        };
         return Err(refuse(
             state,
             principal,

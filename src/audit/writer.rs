@@ -354,7 +354,7 @@ fn run(
         commits += 1;
         if let Some(checkpointer) = checkpointer
             .as_ref()
-            .filter(|_| commits % CHECKPOINT_EVERY == 0)
+            .filter(|_| commits.is_multiple_of(CHECKPOINT_EVERY))
         {
             // Full means one is already asked for: nothing to add.
             let _ = checkpointer.try_send(());

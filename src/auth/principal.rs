@@ -70,8 +70,10 @@ pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> Pr
     }
 }
 
+/// The token is well signed but its session is gone (signed out, refreshed away,
+/// disabled, password changed).
 fn invalid_token() -> AppError {
-    AppError::unauthorized("The access token is missing, invalid or expired.")
+    AppError::invalid_token("The session has ended: sign in again.")
 }
 
 /// A verified access token whose session is not yet checked: hot read paths resolve it

@@ -129,9 +129,11 @@ impl TokenService {
         hex::encode(&mac.finalize().into_bytes()[..8])
     }
 
-    /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf.
+    /// Verifies signature, algorithm, kid, issuer, audience, exp and nbf. A token that
+    /// passes everything but its lifetime is `token_expired` (the client should refresh);
+    /// anything else is `invalid_token`.
     pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, AppError> {
-        let invalid = || AppError::unauthorized("The access token is missing, invalid or expired.");
+        let invalid = || AppError::invalid_token("The access token is not valid: sign in again.");
         if token.len() > 4096 {
             return Err(invalid());
         }
@@ -143,13 +145,19 @@ impl TokenService {
         if let Some(claims) = cached {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             // As jsonwebtoken checks them, with no leeway.
-            return if claims.exp >= now && claims.nbf <= now {
-                Ok(claims)
-            } else {
+            return if claims.nbf > now {
                 Err(invalid())
+            } else if claims.exp < now {
+                Err(AppError::token_expired())
+            } else {
+                Ok(claims)
             };
         }
-        let claims = Arc::new(self.verify_uncached(token).ok_or_else(invalid)?);
+        let claims = match self.verify_uncached(token) {
+            Ok(c) => Arc::new(c),
+            Err(Refusal::Expired) => return Err(AppError::token_expired()),
+            Err(Refusal::Invalid) => return Err(invalid()),
+        };
         if let Ok(mut m) = self.verified.write() {
             if m.len() >= VERIFIED_TOKENS {
                 m.clear();
@@ -159,18 +167,32 @@ impl TokenService {
         Ok(claims)
     }
 
-    fn verify_uncached(&self, token: &str) -> Option<Claims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
+    fn verify_uncached(&self, token: &str) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
         if header.alg != Algorithm::HS256 {
-            return None;
+            return Err(Refusal::Invalid);
         }
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.decoding.get(kid))?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok()?;
-        Some(data.claims)
+            .and_then(|kid| self.decoding.get(kid))
+            .ok_or(Refusal::Invalid)?;
+        // jsonwebtoken checks the signature before the claims, so "expired" is only ever
+        // said of a token this service signed.
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                Err(Refusal::Expired)
+            }
+            Err(_) => Err(Refusal::Invalid),
+        }
     }
+}
+
+/// Why an access token was refused.
+enum Refusal {
+    Expired,
+    Invalid,
 }
 
 /// A new opaque refresh token and the hash that is stored.

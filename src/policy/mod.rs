@@ -23,6 +23,7 @@ use cedar_policy::{
 };
 
 mod load;
+mod refusal;
 pub mod scope;
 mod table;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod tests;
 pub mod vocabulary;
 
 pub use load::Problem;
+pub use refusal::Refusal;
 pub use scope::Scope;
 pub use table::{run_decision_tables, run_embedded_decision_tables, TableReport};
 pub use vocabulary::{

@@ -192,3 +192,13 @@ impl<T> Shown<T> {
         &self.key.id
     }
 }
+
+/// Whether no record of any kind is stored (the demo adds its samples only then).
+pub fn is_empty(conn: &mut crate::storage::DbConnection) -> Result<bool, AppError> {
+    use crate::storage::schema::{observations, referrals, situation_reports};
+    use diesel::prelude::*;
+    let none = |n: i64| n == 0;
+    Ok(none(observations::table.count().get_result(conn)?)
+        && none(situation_reports::table.count().get_result(conn)?)
+        && none(referrals::table.count().get_result(conn)?))
+}

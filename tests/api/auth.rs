@@ -86,6 +86,22 @@ async fn repeated_failures_cool_off_the_username_even_for_the_right_password() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     assert!(r.headers.get("retry-after").is_some());
     assert_eq!(r.json["error"], "too_many_requests");
+    // The body says how long to wait, as the header does.
+    let wait = r.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(wait > 0 && wait <= 900, "{wait}");
+    assert_eq!(r.json["retry_after_secs"], wait, "{}", r.text);
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("wait {wait} seconds")),
+        "{}",
+        r.text
+    );
     // Other users are not affected by one user's cooling-off.
     assert_eq!(
         app.login_full("vakt1", PASSWORD).await.status,

@@ -14,6 +14,7 @@ mod hardening;
 mod hidden;
 mod input;
 mod matrix;
+mod newcomer;
 mod operations;
 mod properties;
 mod retention;

@@ -43,10 +43,27 @@ fn good(claims: &Value) -> String {
 async fn me(app: &TestApp, token: &str) -> StatusCode {
     let r = app.get("/api/v1/me", token).await;
     if r.status == StatusCode::UNAUTHORIZED {
-        assert_eq!(r.json["error"], "unauthorized", "{}", r.text);
-        assert_eq!(r.headers["www-authenticate"], "Bearer");
+        // A token was sent: RFC 6750's invalid_token, and whether refreshing helps.
+        let code = r.json["error"].as_str().unwrap_or_default();
+        assert!(
+            code == "invalid_token" || code == "token_expired",
+            "{}",
+            r.text
+        );
+        let challenge = r.headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
+            "{challenge}"
+        );
     }
     r.status
+}
+
+/// The error code of a refused token.
+async fn refusal(app: &TestApp, token: &str) -> String {
+    let r = app.get("/api/v1/me", token).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    r.json["error"].as_str().unwrap().to_owned()
 }
 
 /// A live session's claims, and a check that re-signing them unchanged is accepted (so
@@ -162,7 +179,29 @@ async fn expiry_and_not_before_are_enforced_to_the_second() {
             StatusCode::UNAUTHORIZED,
             "{k}={v}"
         );
+        // Past its lifetime: refresh. Not yet valid: no refresh helps.
+        let want = if k == "exp" {
+            "token_expired"
+        } else {
+            "invalid_token"
+        };
+        assert_eq!(refusal(&app, &good(&c)).await, want, "{k}={v}");
     }
+    // Expired and forged is forged: "expired" is said only of this service's tokens.
+    let mut c = claims.clone();
+    c["exp"] = json!(now() - 60);
+    let forged = sign(
+        Algorithm::HS256,
+        Some(KID),
+        b"another-secret-of-at-least-32-bytes!!",
+        &c,
+    );
+    assert_eq!(refusal(&app, &forged).await, "invalid_token");
+    // Without a token: the bare challenge.
+    let r = app.send(app.client.get(app.url("/api/v1/me"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json["error"], "unauthorized");
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]
@@ -370,4 +409,5 @@ async fn a_token_verified_once_still_expires_on_the_second() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(me(&app, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(refusal(&app, &token).await, "token_expired");
 }
