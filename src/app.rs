@@ -171,7 +171,10 @@ impl Application {
             use crate::api::middleware::{reject_odd_requests, security_headers};
             App::new()
                 .app_data(app_state.clone())
-                .configure(|cfg| crate::api::configure(cfg, &app_state.settings))
+                .configure(|cfg| {
+                    crate::api::configure(cfg, &app_state.settings);
+                    crate::web::configure(cfg);
+                })
                 .wrap(prometheus.clone())
                 // Outside the metrics: a refused method never becomes a label.
                 .wrap(actix_web::middleware::from_fn(reject_odd_requests))

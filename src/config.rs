@@ -111,6 +111,27 @@ pub struct Settings {
     /// Where the metrics are served (an operator's address, never the public one);
     /// `None`: no metrics listener.
     pub metrics_bind: Option<String>,
+    pub web: WebSettings,
+}
+
+/// The browser pages' sessions.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// A browser session ends after this long without a request.
+    pub idle_secs: i64,
+    /// `Secure` cookies with the `__Host-` prefix; `None`: decided by the bind address
+    /// (plain HTTP on a loopback address is a developer's machine, anything else is
+    /// behind TLS).
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            idle_secs: 15 * 60,
+            secure_cookies: None,
+        }
+    }
 }
 
 /// Audit entries between two copies of their lookup keys into the indexed `audit_keys`
@@ -241,6 +262,24 @@ impl Settings {
             audit_index_every: env_num("SAMVERKAN_AUDIT_INDEX_EVERY", DEFAULT_AUDIT_INDEX_EVERY)?
                 .max(1),
             metrics_bind: env("SAMVERKAN_METRICS_BIND"),
+            web: WebSettings {
+                // Minutes for people; seconds for tests that watch a session time out.
+                idle_secs: match env("SAMVERKAN_WEB_IDLE_SECS") {
+                    Some(_) => env_num("SAMVERKAN_WEB_IDLE_SECS", 900)?,
+                    None => env_num::<i64>("SAMVERKAN_WEB_IDLE_MINUTES", 15)? * 60,
+                }
+                .max(1),
+                secure_cookies: match env("SAMVERKAN_SECURE_COOKIES").as_deref() {
+                    None => None,
+                    Some("true" | "1") => Some(true),
+                    Some("false" | "0") => Some(false),
+                    Some(v) => {
+                        return Err(ConfigError(format!(
+                            "SAMVERKAN_SECURE_COOKIES must be true or false, got {v:?}"
+                        )))
+                    }
+                },
+            },
         })
     }
 }

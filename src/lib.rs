@@ -8,7 +8,7 @@
 //!
 //! Layers, lowest first; a module imports only from those below it:
 //! `error`, `fields`, `request` → `storage` → `policy` → `config` → `auth` → `audit` →
-//! `records` → `account`, `admin`, `retention`, `demo` → `api` → `app`, `cli`.
+//! `records` → `account`, `admin`, `retention`, `demo` → `api` → `web` → `app`, `cli`.
 
 pub mod account;
 pub mod admin;
@@ -27,6 +27,7 @@ pub mod request;
 pub mod retention;
 pub mod storage;
 pub mod telemetry;
+pub mod web;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -65,6 +66,7 @@ mod layers {
         &["records"],
         &["account", "admin", "retention", "demo"],
         &["api"],
+        &["web"],
         &["app", "cli"],
     ];
 

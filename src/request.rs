@@ -7,4 +7,14 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     pub purpose: Option<String>,
     pub client: Option<String>,
+    /// How the request came: `None` for the API, `Some("web")` for the pages.
+    pub channel: Option<&'static str>,
+}
+
+impl RequestMeta {
+    /// The same request, made through the web pages.
+    pub fn web(mut self) -> Self {
+        self.channel = Some("web");
+        self
+    }
 }

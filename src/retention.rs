@@ -293,6 +293,7 @@ fn entry(kind: RecordKind, id: &str, outcome: Outcome, days: u32) -> AuditEntry 
         request_id: None,
         purpose: Some(format!("gallring: retention period {days} days")),
         client: Some(SYSTEM_CLIENT.to_owned()),
+        channel: None,
     };
     AuditEntry::new(AuditAction::Erase, outcome, &meta).record(kind.as_str(), id)
 }

@@ -194,8 +194,17 @@ pub async fn create_user(
     principal: Principal,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&state, &principal, AdminKind::Users).await?;
-    let body = body.into_inner();
+    let view = add_user(&state, &principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Creates an account (API and pages); decided, audited.
+pub async fn add_user(
+    state: &AppState,
+    principal: &Principal,
+    body: NewUser,
+) -> Result<UserView, AppError> {
+    authorize(state, principal, AdminKind::Users).await?;
     admin::username(&body.username)?;
     admin::role(&body.role)?;
     check_new_password(&body.password)?;
@@ -222,7 +231,7 @@ pub async fn create_user(
             Ok(Written::Done(admin::user_view(tx.conn, &user)?))
         })
         .await?;
-    Ok(HttpResponse::Created().json(written.into_result()?))
+    written.into_result()
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/users/{username}", tag = "admin",
@@ -257,8 +266,18 @@ pub async fn update_user(
     path: web::Path<String>,
     body: JsonBody<UserPatch>,
 ) -> Result<web::Json<UserView>, AppError> {
-    authorize(&state, &principal, AdminKind::Users).await?;
-    let patch = body.into_inner();
+    let view = change_user(&state, &principal, path.into_inner(), body.into_inner()).await?;
+    Ok(web::Json(view))
+}
+
+/// Changes an account (API and pages); decided, audited with before and after.
+pub async fn change_user(
+    state: &AppState,
+    principal: &Principal,
+    uname: String,
+    patch: UserPatch,
+) -> Result<UserView, AppError> {
+    authorize(state, principal, AdminKind::Users).await?;
     if let Some(r) = &patch.role {
         admin::role(r)?;
     }
@@ -269,7 +288,6 @@ pub async fn update_user(
         }
         None => None,
     };
-    let uname = path.into_inner();
     let (p, policy) = (principal.clone(), state.policy.clone());
     let written = state
         .writer
@@ -295,5 +313,19 @@ pub async fn update_user(
             Ok(Written::Done(admin::user_view(tx.conn, &user)?))
         })
         .await?;
-    Ok(web::Json(written.into_result()?))
+    written.into_result()
+}
+
+/// Every account, organisation and place, for an administrator (pages).
+pub async fn overview(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(Vec<UserView>, Vec<OrganizationView>, Vec<PlaceView>), AppError> {
+    authorize(state, principal, AdminKind::Users).await?;
+    authorize(state, principal, AdminKind::Organizations).await?;
+    authorize(state, principal, AdminKind::Places).await?;
+    state
+        .db
+        .run(|c| Ok((admin::list_users(c)?, all_organizations(c)?, all_places(c)?)))
+        .await
 }

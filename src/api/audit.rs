@@ -54,10 +54,19 @@ pub async fn list(
     principal: Principal,
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<AuditPage>, AppError> {
+    Ok(web::Json(search(&state, &principal, &query).await?))
+}
+
+/// One page of the trail for an auditor (API and pages); the search is audited.
+pub async fn search(
+    state: &AppState,
+    principal: &Principal,
+    query: &AuditQuery,
+) -> Result<AuditPage, AppError> {
     let f = query.validate(PAGE_LIMIT)?;
-    authorize(&state, &principal, AuditAction::AuditReview).await?;
+    authorize(state, principal, AuditAction::AuditReview).await?;
     let (items, next_cursor) = state.db.run(move |c| review::search(c, &f)).await?;
-    Ok(web::Json(AuditPage { items, next_cursor }))
+    Ok(AuditPage { items, next_cursor })
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery), security(("bearer" = [])),
@@ -70,6 +79,15 @@ pub async fn export(
     principal: Principal,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
+    export_as(&state, &principal, query.into_inner()).await
+}
+
+/// The trail as JSON lines or CSV for an auditor (API and pages); audited.
+pub async fn export_as(
+    state: &AppState,
+    principal: &Principal,
+    query: AuditQuery,
+) -> Result<HttpResponse, AppError> {
     let format = query.format.clone().unwrap_or_else(|| "jsonl".into());
     if format != "jsonl" && format != "csv" {
         return Err(AppError::bad_request(
@@ -77,10 +95,10 @@ pub async fn export(
             "format must be jsonl or csv",
         ));
     }
-    let mut q = query.into_inner();
+    let mut q = query;
     q.limit = Some(q.limit.unwrap_or(EXPORT_LIMIT));
     let f = q.validate(EXPORT_LIMIT)?;
-    authorize(&state, &principal, AuditAction::AuditExport).await?;
+    authorize(state, principal, AuditAction::AuditExport).await?;
     let (items, _) = state.db.run(move |c| review::search(c, &f)).await?;
     if format == "csv" {
         return Ok(HttpResponse::Ok()
@@ -113,6 +131,15 @@ pub async fn summary(
     principal: Principal,
     query: web::Query<SummaryQuery>,
 ) -> Result<web::Json<Vec<UserActivity>>, AppError> {
+    Ok(web::Json(summarise(&state, &principal, &query).await?))
+}
+
+/// Per-user activity for an auditor (API and pages); audited.
+pub async fn summarise(
+    state: &AppState,
+    principal: &Principal,
+    query: &SummaryQuery,
+) -> Result<Vec<UserActivity>, AppError> {
     let since = query
         .since
         .as_deref()
@@ -123,11 +150,9 @@ pub async fn summary(
         .as_deref()
         .map(|s| parse_time("until", s))
         .transpose()?;
-    authorize(&state, &principal, AuditAction::AuditSummary).await?;
-    Ok(web::Json(
-        state
-            .db
-            .run(move |c| review::summary(c, since, until))
-            .await?,
-    ))
+    authorize(state, principal, AuditAction::AuditSummary).await?;
+    state
+        .db
+        .run(move |c| review::summary(c, since, until))
+        .await
 }

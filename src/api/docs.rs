@@ -1,6 +1,6 @@
 //! `/api/docs`: the API to read and try in a browser (Swagger UI on `/openapi.json`),
 //! served from files compiled into the binary — no resource from elsewhere, a strict
-//! Content-Security-Policy. Until the web pages exist, `/` leads here.
+//! Content-Security-Policy.
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{get, HttpResponse};
@@ -44,14 +44,6 @@ pub async fn index() -> HttpResponse {
         .insert_header(ContentType::html())
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .body(page())
-}
-
-/// `/` has no page of its own yet: it leads to the API page.
-#[get("/")]
-pub async fn root() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/api/docs"))
-        .finish()
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> HttpResponse {

@@ -52,6 +52,7 @@ pub fn request_meta(req: &HttpRequest) -> Result<RequestMeta, AppError> {
         request_id,
         purpose,
         client,
+        channel: None,
     })
 }
 

@@ -39,7 +39,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     .service(ops::healthz)
     .service(ops::readyz)
     .service(ops::openapi_json)
-    .service(docs::root)
     .service(docs::index)
     .service(docs::file)
     .service(

@@ -9,6 +9,7 @@ use crate::api::state::AppState;
 use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};
 use crate::records::observations::{self as obs, NewObservation, ObservationView, Observations};
+use crate::records::visibility::Answer;
 use crate::records::{ListQuery, Page};
 
 #[utoipa::path(post, path = "/api/v1/observations", tag = "observations", request_body = NewObservation,
@@ -21,12 +22,22 @@ pub async fn create(
     principal: Principal,
     body: JsonBody<NewObservation>,
 ) -> Result<HttpResponse, AppError> {
+    let (id, answer) = file(&state, &principal, &body).await?;
+    Ok(records::created(id, answer))
+}
+
+/// Files an observation (API and pages): its id, and what its filer may see of it.
+pub async fn file(
+    state: &AppState,
+    principal: &Principal,
+    body: &NewObservation,
+) -> Result<(String, Option<Answer>), AppError> {
     let v = body.validate()?;
-    records::known_place(&state, Some(v.place.clone())).await?;
-    let d = records::decider(&state, &principal);
+    records::known_place(state, Some(v.place.clone())).await?;
+    let d = records::decider(state, principal);
     let resources = obs::create_resources(&v, &d);
     let parts = resources.iter().filter_map(part_name).collect();
-    records::create::<Observations, _>(&state, &principal, resources, parts, move |c, user| {
+    records::create::<Observations, _>(state, principal, resources, parts, move |c, user| {
         obs::insert(c, &v, user)
     })
     .await

@@ -81,13 +81,13 @@ where
         .await
 }
 
-/// `GET /…/{kind}`: one page of the records the caller may see, each read audited with
-/// the parts it disclosed before the page leaves.
-pub async fn list<K: RecordKind>(
+/// One page of the records the caller may see, each read audited (under `action`:
+/// `list` for a list) with the parts it disclosed before the page leaves.
+pub async fn list_page<K: RecordKind>(
     state: &AppState,
     bearer: Bearer,
     query: ListQuery,
-) -> Result<HttpResponse, AppError> {
+) -> Result<(Principal, Page<K::View>), AppError> {
     let seal = state.cursor_seal.clone();
     let (principal, (shown, next_cursor)) = read_as(state, bearer, move |c, d| {
         let f = query.validate(&seal, &d.principal().user_id, K::KIND)?;
@@ -106,20 +106,44 @@ pub async fn list<K: RecordKind>(
     if !entries.is_empty() {
         state.writer.audit(entries).await?;
     }
-    Ok(HttpResponse::Ok().json(Page {
+    let page = Page {
         items: shown.into_iter().map(|s| s.view).collect(),
         next_cursor,
-    }))
+    };
+    Ok((principal, page))
 }
 
-/// `GET /…/{kind}/{id}`: the record as the caller may see it, from memory when the kind
-/// is kept there (`cache`); nothing visible is a 404.
+/// `GET /…/{kind}`: [`list_page`] as JSON.
+pub async fn list<K: RecordKind>(
+    state: &AppState,
+    bearer: Bearer,
+    query: ListQuery,
+) -> Result<HttpResponse, AppError> {
+    let (_, page) = list_page::<K>(state, bearer, query).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /…/{kind}/{id}`: [`read_answer`] as JSON.
 pub async fn read<K: RecordKind>(
     state: &AppState,
     bearer: Bearer,
     raw_id: &str,
     cache: Option<std::sync::Arc<RecordCache<K>>>,
 ) -> Result<HttpResponse, AppError> {
+    let (_, answer) = read_answer::<K>(state, bearer, raw_id, cache).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(answer.body))
+}
+
+/// The record as the caller may see it, from memory when the kind is kept there
+/// (`cache`), its read audited; nothing visible is a 404 (and an audited refusal).
+pub async fn read_answer<K: RecordKind>(
+    state: &AppState,
+    bearer: Bearer,
+    raw_id: &str,
+    cache: Option<std::sync::Arc<RecordCache<K>>>,
+) -> Result<(Principal, Answer), AppError> {
     // The session is checked before the id's shape: a revoked token is a 401 whatever it asks.
     let id = record_id(raw_id).ok();
     if let (Some(principal), Some(id), Some(cache)) = (
@@ -130,7 +154,8 @@ pub async fn read<K: RecordKind>(
         if let Some(cached) = cache.get(id) {
             let answer =
                 visibility::read_cached(&decider(state, &principal), &cached, now_micros());
-            return answer_read::<K>(state, &principal, Some(id), answer).await;
+            let answer = answer_read::<K>(state, &principal, Some(id), answer).await?;
+            return Ok((principal, answer));
         }
     }
     let lookup = id.clone();
@@ -139,7 +164,8 @@ pub async fn read<K: RecordKind>(
         None => Ok(None),
     })
     .await?;
-    answer_read::<K>(state, &principal, id.as_deref(), answer).await
+    let answer = answer_read::<K>(state, &principal, id.as_deref(), answer).await?;
+    Ok((principal, answer))
 }
 
 /// The answer to a read of one record: audited with the parts disclosed, or a 404 (and
@@ -149,7 +175,7 @@ async fn answer_read<K: RecordKind>(
     principal: &Principal,
     id: Option<&str>,
     answer: Option<Answer>,
-) -> Result<HttpResponse, AppError> {
+) -> Result<Answer, AppError> {
     let kind = K::KIND.as_str();
     match (answer, id) {
         (Some(a), Some(id)) => {
@@ -157,9 +183,7 @@ async fn answer_read<K: RecordKind>(
                 .record(kind, id)
                 .parts(&a.parts);
             state.writer.audit(vec![entry]).await?;
-            Ok(HttpResponse::Ok()
-                .content_type(ContentType::json())
-                .body(a.body))
+            Ok(a)
         }
         _ => Err(refuse(
             state,
@@ -200,16 +224,17 @@ impl<T> Written<T> {
     }
 }
 
-/// `POST /…/{kind}`: every part the new record stores must be allowed (`resources`);
-/// then `insert` stores it, the filing is audited with those parts, and the record is
-/// read back as its creator may see it — all in one transaction.
+/// Files a new record: every part it stores must be allowed (`resources`); then
+/// `insert` stores it, the filing is audited with those parts, and the record is read
+/// back as its creator may see it — all in one transaction. Returns the id and that
+/// answer (`None`: the creator may see none of it).
 pub async fn create<K, F>(
     state: &AppState,
     principal: &Principal,
     resources: Vec<crate::policy::Resource>,
     parts: Vec<&'static str>,
     insert: F,
-) -> Result<HttpResponse, AppError>
+) -> Result<(String, Option<Answer>), AppError>
 where
     K: RecordKind,
     F: FnOnce(&mut DbConnection, &crate::storage::models::User) -> Result<String, AppError>
@@ -245,7 +270,7 @@ where
             Ok((id, answer))
         })
         .await?;
-    Ok(created(id, answer))
+    Ok((id, answer))
 }
 
 /// A place named in a new record must exist (a 400 that says where to look).

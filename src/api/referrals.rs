@@ -29,15 +29,25 @@ pub async fn create(
     principal: Principal,
     body: JsonBody<NewReferral>,
 ) -> Result<HttpResponse, AppError> {
+    let (id, answer) = file(&state, &principal, &body).await?;
+    Ok(records::created(id, answer))
+}
+
+/// Files an orosanmälan (API and pages): its id, and what its filer may see of it.
+pub async fn file(
+    state: &AppState,
+    principal: &Principal,
+    body: &NewReferral,
+) -> Result<(String, Option<Answer>), AppError> {
     let v = body.validate()?;
-    records::known_place(&state, v.place.clone()).await?;
+    records::known_place(state, v.place.clone()).await?;
     let key = v.receiving_organization.clone();
     let receiving = state.db.run(move |c| rf::receiving_org(c, &key)).await?;
-    let d = records::decider(&state, &principal);
+    let d = records::decider(state, principal);
     let resources = vec![rf::create_resource(&v, &receiving.id, &d)];
     records::create::<Referrals, _>(
-        &state,
-        &principal,
+        state,
+        principal,
         resources,
         vec![ReferralPart::ChildAndConcern.as_str()],
         move |c, user| rf::insert(c, &v, &receiving, user),
@@ -158,6 +168,16 @@ pub async fn feedback(
     path: web::Path<String>,
     body: JsonBody<NewFeedback>,
 ) -> Result<HttpResponse, AppError> {
+    give_feedback(&state, &principal, &path, &body).await
+}
+
+/// Records social services' feedback on a referral (API and pages).
+pub async fn give_feedback(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    body: &NewFeedback,
+) -> Result<HttpResponse, AppError> {
     let (status, note) = body.validate()?;
     let with_note = note.is_some();
     let mut parts = vec![ReferralPart::FeedbackStatus.as_str()];
@@ -165,9 +185,9 @@ pub async fn feedback(
         parts.push(ReferralPart::SocialNotes.as_str());
     }
     write_on(
-        &state,
-        &principal,
-        &path,
+        state,
+        principal,
+        id,
         WriteOn {
             audit: AuditAction::Feedback,
             action: Action::WriteFeedback,
@@ -191,12 +211,22 @@ pub async fn consent(
     path: web::Path<String>,
     body: JsonBody<NewConsent>,
 ) -> Result<HttpResponse, AppError> {
+    record_consent(&state, &principal, &path, &body).await
+}
+
+/// Records a consent on a referral (API and pages).
+pub async fn record_consent(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    body: &NewConsent,
+) -> Result<HttpResponse, AppError> {
     let c = body.validate()?;
     let decided = c.clone();
     write_on(
-        &state,
-        &principal,
-        &path,
+        state,
+        principal,
+        id,
         WriteOn {
             audit: AuditAction::Consent,
             action: Action::RecordConsent,

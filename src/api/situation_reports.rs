@@ -11,6 +11,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::records::situation_reports::{
     self as sr, NewSituationReport, SituationReportView, SituationReports,
 };
+use crate::records::visibility::Answer;
 use crate::records::{ListQuery, Page};
 
 #[utoipa::path(post, path = "/api/v1/situation-reports", tag = "situation-reports", request_body = NewSituationReport,
@@ -23,9 +24,19 @@ pub async fn create(
     principal: Principal,
     body: JsonBody<NewSituationReport>,
 ) -> Result<HttpResponse, AppError> {
+    let (id, answer) = post(&state, &principal, &body).await?;
+    Ok(records::created(id, answer))
+}
+
+/// Posts a lägesbild (API and pages): its id, and what its author may see of it.
+pub async fn post(
+    state: &AppState,
+    principal: &Principal,
+    body: &NewSituationReport,
+) -> Result<(String, Option<Answer>), AppError> {
     let v = body.validate()?;
-    records::known_place(&state, Some(v.place.clone())).await?;
-    let d = records::decider(&state, &principal);
+    records::known_place(state, Some(v.place.clone())).await?;
+    let d = records::decider(state, principal);
     let resources = sr::create_resources(&v, &d);
     let parts = resources
         .iter()
@@ -34,7 +45,7 @@ pub async fn create(
             _ => None,
         })
         .collect();
-    records::create::<SituationReports, _>(&state, &principal, resources, parts, move |c, user| {
+    records::create::<SituationReports, _>(state, principal, resources, parts, move |c, user| {
         sr::insert(c, &v, user)
     })
     .await

@@ -132,6 +132,8 @@ pub struct AuditEntry {
     pub client: Option<String>,
     /// Administrative changes: the changed fields before and after, as JSON.
     pub changes: Option<String>,
+    /// `web` for what was done through the pages; `None` for the API and the CLI.
+    pub channel: Option<String>,
 }
 
 impl AuditEntry {
@@ -147,6 +149,7 @@ impl AuditEntry {
             purpose: meta.purpose.clone(),
             client: meta.client.clone(),
             changes: None,
+            channel: meta.channel.map(str::to_owned),
         }
     }
 
@@ -220,6 +223,11 @@ pub fn entry_hash(row: &AuditRow) -> String {
     // Only when present, so that entries from before the field hash as they always did.
     if let Some(changes) = &row.changes {
         field(changes);
+    }
+    // Tagged: a JSON changeset never reads "channel", so no two entries hash alike.
+    if let Some(channel) = &row.channel {
+        field("channel");
+        field(channel);
     }
     lower_hex(&h.finalize())
 }
@@ -307,6 +315,7 @@ pub fn chain(
             prev_hash: std::mem::take(&mut head.hash),
             hash: String::new(),
             changes: entry.changes,
+            channel: entry.channel,
         };
         row.hash = entry_hash(&row);
         head.seq = row.seq;

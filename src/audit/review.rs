@@ -125,6 +125,9 @@ pub struct AuditEntryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub changes: Option<serde_json::Value>,
+    /// `web` when done through the pages; absent for the API and the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub hash: String,
 }
 
@@ -153,6 +156,7 @@ impl From<AuditRow> for AuditEntryView {
                 .changes
                 .as_deref()
                 .and_then(|c| serde_json::from_str(c).ok()),
+            channel: r.channel,
             hash: r.hash,
         }
     }
@@ -238,7 +242,7 @@ pub fn to_csv(items: &[AuditEntryView]) -> String {
         };
         format!("\"{}\"", s.replace('"', "\"\""))
     }
-    let mut out = String::from("seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash\n");
+    let mut out = String::from("seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash,channel\n");
     for e in items {
         let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
         let changes = e
@@ -247,7 +251,7 @@ pub fn to_csv(items: &[AuditEntryView]) -> String {
             .map(|c| c.to_string())
             .unwrap_or_default();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             e.seq,
             cell(&e.at),
             o(&e.actor),
@@ -262,7 +266,8 @@ pub fn to_csv(items: &[AuditEntryView]) -> String {
             o(&e.purpose),
             o(&e.client),
             cell(&changes),
-            cell(&e.hash)
+            cell(&e.hash),
+            o(&e.channel)
         ));
     }
     out

@@ -102,6 +102,18 @@ impl TokenService {
         session_id: &str,
         epoch: i64,
     ) -> Result<String, AppError> {
+        self.issue_access_for(user_id, session_id, epoch, self.access_ttl_secs)
+    }
+
+    /// An access token of the same session living `ttl_secs` (a browser session's idle
+    /// time: each page view renews it).
+    pub fn issue_access_for(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        epoch: i64,
+        ttl_secs: i64,
+    ) -> Result<String, AppError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -111,7 +123,7 @@ impl TokenService {
             aud: self.audience.clone(),
             iat: now,
             nbf: now,
-            exp: now + self.access_ttl_secs,
+            exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
         };
         let mut header = Header::new(Algorithm::HS256);

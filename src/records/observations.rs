@@ -118,7 +118,7 @@ impl NewObservation {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PersonView {
     pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ pub struct PersonView {
 }
 
 /// Who filed a record, for those allowed to know.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReporterView {
     pub username: String,
     pub display_name: String,
@@ -136,7 +136,7 @@ pub struct ReporterView {
 }
 
 /// An observation as one user may see it: parts not allowed are absent, not empty.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ObservationView {
     pub id: String,
     pub place: String,

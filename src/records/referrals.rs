@@ -217,19 +217,19 @@ impl NewConsent {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrganizationRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackStatusView {
     pub status: String,
     pub changed_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReleasedDetailView {
     pub given_by: String,
     pub scope: String,
@@ -238,7 +238,7 @@ pub struct ReleasedDetailView {
     pub details: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackEntryView {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,7 +247,7 @@ pub struct FeedbackEntryView {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConsentView {
     pub id: String,
     pub given_by: String,
@@ -266,7 +266,7 @@ pub struct ConsentView {
 }
 
 /// A referral as one user may see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReferralView {
     pub id: String,
     pub created_at: String,

@@ -108,7 +108,7 @@ impl NewSituationReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SectionView {
     pub audience: Audience,
     pub body: String,
@@ -116,7 +116,7 @@ pub struct SectionView {
 
 /// A lägesbild as one user may see it: sections the user may not see are left out
 /// without a trace; the header comes only with a section the user may see.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SituationReportView {
     pub id: String,
     pub place: String,

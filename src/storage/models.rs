@@ -211,4 +211,6 @@ pub struct AuditRow {
     pub hash: String,
     /// Administrative changes: the changed fields before and after, as JSON.
     pub changes: Option<String>,
+    /// `web` for the pages; NULL for the API and the CLI.
+    pub channel: Option<String>,
 }

@@ -187,6 +187,7 @@ diesel::table! {
         prev_hash -> Text,
         hash -> Text,
         changes -> Nullable<Text>,
+        channel -> Nullable<Text>,
     }
 }
 

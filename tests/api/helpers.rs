@@ -203,6 +203,7 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         cache: CacheSettings::default(),
         audit_index_every: samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
         metrics_bind: None,
+        web: samverkan::config::WebSettings::default(),
     }
 }
 

@@ -158,9 +158,10 @@ async fn a_json_body_under_another_content_type_is_a_415_that_names_json() {
 #[tokio::test]
 async fn the_api_page_comes_from_the_binary_and_loads_nothing_from_elsewhere() {
     let app = spawn_app().await;
+    // Signed out, the address the README prints leads to the sign-in page.
     let root = app.send(app.client.get(app.url("/"))).await;
     assert_eq!(root.status, StatusCode::SEE_OTHER);
-    assert_eq!(root.headers["location"], "/api/docs");
+    assert_eq!(root.headers["location"], "/login");
     let page = app.send(app.client.get(app.url("/api/docs"))).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.headers["content-type"]

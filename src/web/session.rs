@@ -1,0 +1,442 @@
+//! Browser sessions: a cookie holding an access token of an ordinary session, renewed
+//! by every page view and lapsing after `SAMVERKAN_WEB_IDLE_*` without one; a CSRF token
+//! bound to the session in every form; sign-in, sign-out and the language switch.
+
+use std::sync::Arc;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+use super::i18n::{Lang, Texts, LANG_COOKIE};
+use super::nav::Nav;
+use super::{html, see_other};
+use crate::account::{LoginRequest, LogoutRequest};
+use crate::api::extractors::request_meta;
+use crate::api::records::decider;
+use crate::api::state::AppState;
+use crate::auth::tokens::Claims;
+use crate::auth::{Bearer, Principal};
+use crate::error::AppError;
+
+/// The session cookie over HTTPS: `__Host-` binds it to this exact origin.
+pub const SECURE_COOKIE: &str = "__Host-samverkan";
+/// The session cookie on plain-HTTP localhost, where `Secure` cookies are not kept.
+pub const PLAIN_COOKIE: &str = "samverkan";
+
+/// Whether cookies are `Secure` (and `__Host-`): as configured, else everywhere but a
+/// loopback bind address.
+fn secure(state: &AppState) -> bool {
+    state.settings.web.secure_cookies.unwrap_or_else(|| {
+        let bind = &state.settings.bind;
+        let host = bind.rsplit_once(':').map_or(bind.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        !(host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+    })
+}
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE
+    } else {
+        PLAIN_COOKIE
+    }
+}
+
+fn session_cookie(secure: bool, value: String) -> Cookie<'static> {
+    Cookie::build(cookie_name(secure), value)
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .finish()
+}
+
+fn expired_cookie(secure: bool) -> Cookie<'static> {
+    let mut c = session_cookie(secure, String::new());
+    c.make_removal();
+    c
+}
+
+/// The CSRF token of a session: a keyed hash of its id, so it is the same in every form
+/// of the session and useless in any other.
+fn csrf_for(state: &AppState, sid: &str) -> String {
+    let t = &state.tokens;
+    format!(
+        "{}{}",
+        t.fingerprint(&format!("csrf:1:{sid}")),
+        t.fingerprint(&format!("csrf:2:{sid}"))
+    )
+}
+
+fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("app state missing"))
+}
+
+/// What a page answers when it cannot go on.
+#[derive(Debug)]
+pub enum WebError {
+    /// No live session: to the login page (the cookie is dropped).
+    SignIn { secure: bool },
+    /// Shown as a page in the user's language.
+    Page(AppError, Lang),
+}
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebError::SignIn { .. } => f.write_str("sign in"),
+            WebError::Page(e, _) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    t: &'a Texts,
+    style: &'a str,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::SignIn { .. } => StatusCode::SEE_OTHER,
+            WebError::Page(e, _) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            WebError::SignIn { secure } => {
+                let mut r = see_other("/login");
+                let _ = r.add_cookie(&expired_cookie(*secure));
+                r
+            }
+            WebError::Page(e, lang) => {
+                if let AppError::Internal(cause) = e {
+                    tracing::error!(cause = %cause, "internal error (page)");
+                }
+                let t = lang.texts();
+                // The same page for a record that does not exist and one not visible.
+                let (title, message) = match e.status_code() {
+                    StatusCode::NOT_FOUND => (
+                        t.get("error.not_found"),
+                        t.get("error.not_found.text").to_owned(),
+                    ),
+                    StatusCode::FORBIDDEN => (
+                        t.get("error.forbidden"),
+                        t.get("error.forbidden.text").to_owned(),
+                    ),
+                    StatusCode::TOO_MANY_REQUESTS => (t.get("error.busy"), e.to_string()),
+                    s if s.is_server_error() => (
+                        t.get("error.internal"),
+                        t.get("error.internal.text").to_owned(),
+                    ),
+                    _ => (t.get("error.bad_request"), super::i18n::error_text(e, t)),
+                };
+                let page = ErrorPage {
+                    t,
+                    style: super::style_path(),
+                    title,
+                    message: &message,
+                };
+                html(e.status_code(), page.render().unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// The signed-in browser user of a request.
+pub struct WebSession {
+    pub bearer: Bearer,
+    pub claims: Arc<Claims>,
+    pub csrf: String,
+    pub lang: Lang,
+    secure: bool,
+    /// A fresh token for the cookie, when this request renews the idle time.
+    renewed: Option<String>,
+}
+
+impl FromRequest for WebSession {
+    type Error = WebError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(session(req))
+    }
+}
+
+fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
+    let lang = Lang::of(req);
+    let state = state_of(req).map_err(|e| WebError::Page(e, lang))?;
+    let secure = secure(&state);
+    let sign_in = || WebError::SignIn { secure };
+    let cookie = req.cookie(cookie_name(secure)).ok_or_else(sign_in)?;
+    let claims = state
+        .tokens
+        .verify_access(cookie.value())
+        .map_err(|_| sign_in())?;
+    let meta = request_meta(req)
+        .map_err(|e| WebError::Page(e, lang))?
+        .web();
+    let now = ::time::OffsetDateTime::now_utc().unix_timestamp();
+    let idle = state.settings.web.idle_secs;
+    // Renewed at most every quarter of the idle time (and once a minute at most).
+    let renewed = if now - claims.iat >= (idle / 4).clamp(1, 60) {
+        state
+            .tokens
+            .issue_access_for(&claims.sub, &claims.sid, claims.epoch, idle)
+            .ok()
+    } else {
+        None
+    };
+    Ok(WebSession {
+        csrf: csrf_for(&state, &claims.sid),
+        bearer: Bearer::new(claims.clone(), meta),
+        claims,
+        lang,
+        secure,
+        renewed,
+    })
+}
+
+impl WebSession {
+    pub fn texts(&self) -> &'static Texts {
+        self.lang.texts()
+    }
+
+    /// The user as stored now (the session checked like an API token's).
+    pub async fn principal(&self, state: &AppState) -> Result<Principal, WebError> {
+        if let Some(p) = self.bearer.cached(&state.sessions) {
+            return Ok(p);
+        }
+        let bearer = self.bearer.clone();
+        let sessions = state.sessions.clone();
+        state
+            .db
+            .run(move |c| bearer.resolve(c, &sessions))
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// An error of a service call, as this user's page: an ended session goes to sign-in.
+    pub fn fail(&self, e: AppError) -> WebError {
+        match e {
+            AppError::Unauthorized { .. } => WebError::SignIn {
+                secure: self.secure,
+            },
+            e => WebError::Page(e, self.lang),
+        }
+    }
+
+    /// A posted form must carry this session's CSRF token.
+    pub fn check_csrf(&self, fields: &super::form::Fields) -> Result<(), WebError> {
+        match super::form::field(fields, "csrf") {
+            Some(t) if constant_eq(t.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            _ => Err(WebError::Page(
+                AppError::Refused {
+                    code: "csrf",
+                    message: self.texts().get("error.csrf").to_owned(),
+                },
+                self.lang,
+            )),
+        }
+    }
+
+    /// The page, with the renewed cookie when there is one.
+    pub fn page(&self, body: String) -> HttpResponse {
+        self.with_cookie(html(StatusCode::OK, body))
+    }
+
+    /// A page answering a refused form (400, filled in, the error beside the form).
+    pub fn refused(&self, status: StatusCode, body: String) -> HttpResponse {
+        self.with_cookie(html(status, body))
+    }
+
+    pub fn redirect(&self, to: &str) -> HttpResponse {
+        self.with_cookie(see_other(to))
+    }
+
+    fn with_cookie(&self, mut r: HttpResponse) -> HttpResponse {
+        if let Some(token) = &self.renewed {
+            let _ = r.add_cookie(&session_cookie(self.secure, token.clone()));
+        }
+        r
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A post from a page of another origin is refused whatever it carries (SameSite and
+/// the CSRF token already stop it; this says so plainly).
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_owned();
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, h)| h == host)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    t: &'a Texts,
+    style: &'a str,
+    username: &'a str,
+    error: Option<String>,
+}
+
+fn login_form(
+    lang: Lang,
+    username: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> HttpResponse {
+    let page = LoginPage {
+        t: lang.texts(),
+        style: super::style_path(),
+        username,
+        error,
+    };
+    html(status, page.render().unwrap_or_default())
+}
+
+/// `GET /login`; a signed-in user goes home.
+pub async fn login_page(req: HttpRequest) -> HttpResponse {
+    if session(&req).is_ok() {
+        return see_other("/");
+    }
+    login_form(Lang::of(&req), "", None, StatusCode::OK)
+}
+
+/// `POST /login`: the API's sign-in (throttled alike), then a session cookie.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    fields: web::Form<super::form::Fields>,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    if !same_origin(&req) {
+        return WebError::Page(AppError::Forbidden, lang).error_response();
+    }
+    let username = super::form::field(&fields, "username")
+        .unwrap_or_default()
+        .to_owned();
+    let password = super::form::field(&fields, "password")
+        .unwrap_or_default()
+        .to_owned();
+    let meta = match request_meta(&req) {
+        Ok(m) => m.web(),
+        Err(e) => return WebError::Page(e, lang).error_response(),
+    };
+    let tokens = state
+        .accounts()
+        .login(
+            LoginRequest {
+                username: username.clone(),
+                password,
+            },
+            meta,
+        )
+        .await;
+    let issued = tokens.and_then(|pair| {
+        let claims = state.tokens.verify_access(&pair.access_token)?;
+        state.tokens.issue_access_for(
+            &claims.sub,
+            &claims.sid,
+            claims.epoch,
+            state.settings.web.idle_secs,
+        )
+    });
+    match issued {
+        Ok(token) => {
+            let mut r = see_other("/");
+            let _ = r.add_cookie(&session_cookie(secure(&state), token));
+            r
+        }
+        Err(e) => {
+            let (status, message) = match &e {
+                AppError::TooManyRequests { retry_after_secs } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    t.with("login.wait", &retry_after_secs.to_string()),
+                ),
+                AppError::Unauthorized { .. } | AppError::BadRequest { .. } => {
+                    (StatusCode::UNAUTHORIZED, t.get("login.wrong").to_owned())
+                }
+                AppError::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    t.get("error.busy").to_owned(),
+                ),
+                _ => return WebError::Page(e, lang).error_response(),
+            };
+            login_form(lang, &username, Some(message), status)
+        }
+    }
+}
+
+/// `POST /logout`: ends the session (the cookie's and the API's alike).
+pub async fn logout(
+    state: web::Data<AppState>,
+    s: WebSession,
+    fields: web::Form<super::form::Fields>,
+) -> Result<HttpResponse, WebError> {
+    s.check_csrf(&fields)?;
+    let principal = s.principal(&state).await?;
+    state
+        .accounts()
+        .logout(
+            &principal,
+            LogoutRequest {
+                refresh_token: None,
+            },
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
+    let mut r = see_other("/login");
+    let _ = r.add_cookie(&expired_cookie(s.secure));
+    Ok(r)
+}
+
+/// `GET /lang/{code}`: remembers the language, back to where the user was.
+pub async fn switch_language(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let Some(lang) = Lang::parse(&path) else {
+        return see_other("/");
+    };
+    let mut r = see_other("/");
+    let cookie = Cookie::build(LANG_COOKIE, lang.code())
+        .path("/")
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::days(365))
+        .finish();
+    let _ = r.add_cookie(&cookie);
+    let _ = req;
+    r
+}
+
+/// `GET /`: the page the user's work starts from (what the policy lets them do decides).
+pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let s = match session(&req) {
+        Ok(s) => s,
+        Err(_) => return see_other("/login"),
+    };
+    match s.principal(&state).await {
+        Ok(p) => s.redirect(Nav::of(&decider(&state, &p), &p).home()),
+        Err(e) => e.error_response(),
+    }
+}
