@@ -16,6 +16,7 @@ mod input;
 mod matrix;
 mod newcomer;
 mod operations;
+mod pages;
 mod properties;
 mod retention;
 mod tokens;

@@ -1,0 +1,354 @@
+//! The web pages over real HTTP: sign-in and the session cookie, CSRF, the same parts
+//! as the API in the HTML (the role × part matrix through the pages), the same 404 for
+//! a hidden record as for a missing one, sessions that end, headers, and audit entries
+//! marked `web`. (Clicking through in a real browser: `browser.rs`.)
+
+use std::collections::BTreeSet;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_with, Resp, TestApp, DEMO_USERS, PASSWORD};
+use crate::matrix::{all_markers, build_world, expected};
+
+/// A signed-in browser: its session cookie.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: String,
+}
+
+impl<'a> Browser<'a> {
+    async fn sign_in(app: &'a TestApp, user: &str) -> Browser<'a> {
+        let r = app
+            .send(
+                app.client
+                    .post(app.url("/login"))
+                    .form(&[("username", user), ("password", PASSWORD)]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{user}: {}", r.text);
+        let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+        let cookie = set.split(';').next().unwrap().to_owned();
+        Browser { app, cookie }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.app
+            .send(
+                self.app
+                    .client
+                    .get(self.app.url(path))
+                    .header("cookie", &self.cookie),
+            )
+            .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+        self.app
+            .send(
+                self.app
+                    .client
+                    .post(self.app.url(path))
+                    .header("cookie", &self.cookie)
+                    .form(form),
+            )
+            .await
+    }
+
+    /// The CSRF token in the forms of `path`.
+    async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        let at = page
+            .text
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a csrf field");
+        page.text[at + 19..].split('"').next().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_http_only_cookie_and_leads_to_the_work_of_the_role() {
+    let app = spawn_app().await;
+    for (user, home) in [
+        ("vakt1", "/situation-reports"),
+        ("polis1", "/situation-reports"),
+        ("analytiker1", "/observations"),
+        ("soc1", "/referrals"),
+        ("falt1", "/situation-reports"),
+        ("samordnare1", "/situation-reports"),
+        ("revisor1", "/audit"),
+        ("admin1", "/admin"),
+    ] {
+        let r = app
+            .send(
+                app.client
+                    .post(app.url("/login"))
+                    .form(&[("username", user), ("password", PASSWORD)]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let set = r.headers["set-cookie"].to_str().unwrap();
+        for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(flag), "{set}");
+        }
+        // Plain HTTP on a loopback address: no Secure, so no __Host- prefix either.
+        assert!(
+            set.starts_with("samverkan=") && !set.contains("Secure"),
+            "{set}"
+        );
+        let b = Browser::sign_in(&app, user).await;
+        let r = b.get("/").await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(r.headers["location"], home, "{user}");
+        let page = b.get(home).await;
+        assert_eq!(page.status, StatusCode::OK, "{user} {home}");
+        assert_eq!(page.headers["cache-control"], "no-store");
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    }
+    // A wrong password: the form again, with the reason, and no cookie.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/login"))
+                .form(&[("username", "vakt1"), ("password", "wrong-password-123")]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("role=\"alert\"") && r.headers.get("set-cookie").is_none());
+    // Over TLS (as configured), the cookie is __Host- and Secure.
+    let tls = spawn_with(|s| s.web.secure_cookies = Some(true)).await;
+    let r = tls
+        .send(
+            tls.client
+                .post(tls.url("/login"))
+                .form(&[("username", "vakt1"), ("password", PASSWORD)]),
+        )
+        .await;
+    let set = r.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-samverkan=") && set.contains("Secure"),
+        "{set}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let vakt = Browser::sign_in(&app, "vakt1").await;
+    let other = Browser::sign_in(&app, "vakt1").await;
+    let theirs = other.csrf("/observations/new").await;
+    let mine = vakt.csrf("/observations/new").await;
+    assert_ne!(mine, theirs);
+    let form = |csrf: &'static str| {
+        vec![
+            ("csrf", csrf),
+            ("place", "sergels-torg"),
+            ("category", "drug_sale"),
+            ("observed_at", "2026-12-01T21:30"),
+            ("description", "CSRF-MARKER"),
+        ]
+    };
+    let theirs: &'static str = Box::leak(theirs.into_boxed_str());
+    let mine: &'static str = Box::leak(mine.into_boxed_str());
+    for csrf in ["", "0123456789abcdef0123456789abcdef", theirs] {
+        let mut f = form(csrf);
+        if csrf.is_empty() {
+            f.remove(0);
+        }
+        let r = vakt.post("/observations", &f).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{csrf}: {}", r.text);
+    }
+    // From another origin, even with the right token.
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/login"))
+                .header("origin", "https://evil.example")
+                .form(&[("username", "vakt1"), ("password", PASSWORD)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!vakt.get("/observations").await.text.contains("CSRF-MARKER"));
+    let r = vakt.post("/observations", &form(mine)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(vakt.get("/observations").await.text.contains("CSRF-MARKER"));
+}
+
+#[tokio::test]
+async fn every_role_sees_in_the_pages_exactly_the_parts_the_rules_allow() {
+    let app = spawn_app().await;
+    let world = build_world(&app).await;
+    let markers = all_markers();
+    for user in DEMO_USERS {
+        let (see, _) = expected(user);
+        let b = Browser::sign_in(&app, user).await;
+        let mut html = String::new();
+        for path in [
+            "/situation-reports",
+            "/observations",
+            "/observations?place=sergels-torg",
+            "/observations?place=hasselby-torg",
+            "/referrals",
+            "/audit",
+        ] {
+            let r = b.get(path).await;
+            html.push_str(&r.text);
+        }
+        for (key, id) in &world.ids {
+            if key.starts_with('F') {
+                html.push_str(&b.get(&format!("/referrals/{id}")).await.text);
+            }
+        }
+        // Every page names who is signed in: their own name is no marker here.
+        let own = samverkan::demo::USERS
+            .iter()
+            .find(|u| u.0 == *user)
+            .map(|u| u.1)
+            .unwrap();
+        let html = html.replace(&format!("<span>{own}</span>"), "");
+        let shown: BTreeSet<String> = markers
+            .iter()
+            .filter(|m| html.contains(m.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(
+            shown, see,
+            "{user}: the pages show other parts than the API"
+        );
+        // The accounts page names people (it is for managing them), never case content
+        // and never a pseudonym.
+        let admin = b.get("/admin").await.text;
+        assert!(!admin.contains("M-") && !admin.contains("OV-"), "{user}");
+    }
+}
+
+#[tokio::test]
+async fn a_hidden_referral_is_the_same_404_page_as_one_that_does_not_exist() {
+    let app = spawn_app().await;
+    let polis = app.token("polis1").await;
+    let r = app
+        .post(
+            "/api/v1/referrals",
+            &polis,
+            &json!({"receiving_organization": "socialtjansten-norrmalm",
+              "child": {"alias": "HIDDEN-CHILD"}, "concern": "HIDDEN-CONCERN"}),
+        )
+        .await;
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let vakt = Browser::sign_in(&app, "vakt1").await;
+    let hidden = vakt.get(&format!("/referrals/{id}")).await;
+    let missing = vakt
+        .get("/referrals/01a2400f-0000-7000-8000-000000000000")
+        .await;
+    let junk = vakt.get("/referrals/not-an-id").await;
+    for r in [&hidden, &missing, &junk] {
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.text, hidden.text);
+        assert!(!r.text.contains("HIDDEN"));
+    }
+}
+
+#[tokio::test]
+async fn signing_out_disabling_and_idle_time_end_a_browser_session() {
+    let app = spawn_with(|s| s.web.idle_secs = 2).await;
+    let vakt = Browser::sign_in(&app, "vakt1").await;
+    assert_eq!(vakt.get("/situation-reports").await.status, StatusCode::OK);
+    // Disabled by the admin: the open session is refused on its next click.
+    let admin = app.token("admin1").await;
+    let r = app
+        .patch(
+            "/api/v1/admin/users/vakt1",
+            &admin,
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = vakt.get("/situation-reports").await;
+    assert_eq!(
+        (r.status, r.headers["location"].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+    // Signed out: the cookie no longer opens anything.
+    let falt = Browser::sign_in(&app, "falt1").await;
+    let csrf = falt.csrf("/situation-reports").await;
+    let r = falt.post("/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(r.headers["location"], "/login");
+    assert_eq!(
+        falt.get("/situation-reports").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // Idle longer than allowed: to the sign-in page.
+    let soc = Browser::sign_in(&app, "soc1").await;
+    assert_eq!(soc.get("/referrals").await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let r = soc.get("/referrals").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/login");
+}
+
+#[tokio::test]
+async fn what_is_done_through_the_pages_is_audited_as_web() {
+    let app = spawn_app().await;
+    let polis = Browser::sign_in(&app, "polis1").await;
+    let csrf = polis.csrf("/referrals/new").await;
+    let r = polis
+        .post(
+            "/referrals",
+            &[
+                ("csrf", csrf.as_str()),
+                ("receiving_organization", "socialtjansten-norrmalm"),
+                ("child.alias", "Kalle"),
+                ("concern", "Seen alone late at night"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let id = r.headers["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        polis.get(&format!("/referrals/{id}")).await.status,
+        StatusCode::OK
+    );
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(&format!("/api/v1/audit?record={id}"), &auditor)
+        .await;
+    let entries = r.json["items"].as_array().unwrap();
+    let actions: BTreeSet<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["channel"].as_str().unwrap_or("api"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from([("create", "web"), ("read", "web")]),
+        "{}",
+        r.text
+    );
+    // The API's own entries carry no channel.
+    let token = app.token("polis1").await;
+    app.get(&format!("/api/v1/referrals/{id}"), &token).await;
+    let r = app
+        .get(&format!("/api/v1/audit?record={id}&action=read"), &auditor)
+        .await;
+    assert!(r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.get("channel").is_none()));
+}
