@@ -20,6 +20,7 @@
 #      cannot see (newer than every visible one): the answer is the same, and its time
 #      must not grow with the hidden rows (the list reads only what the policy's scope
 #      admits; see records::visibility)
+#   7. a guard's /situation-reports page beside the API list of the same reports
 # and the server's peak resident memory over the run. Each row also gives the CPU the
 # hypervisor took away during it ("steal" in /proc/stat; on this VM it follows disk I/O
 # and swings from 0 to 45 % between runs); a run with more than BENCH_MAX_STEAL % is run
@@ -254,6 +255,14 @@ bench_backend() {
   printf '| %s | GET ÷ healthz (%s) | 32 | %s | – | – | – |\n' "$BACKEND" "$label" \
     "$(echo "$chosen" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $1}')" | tee -a "$WORK/table"
   printf '%s\n' "${ratios[@]}" | sort -k2 -n | awk -v b="$BACKEND" -v m="$median" '{printf "%s round %s: healthz %s req/s, GET %s req/s (p99 %s), ratio %s, steal %s %%%s%s\n", b, $2, $3, $4, $5, $1, $6, ($7 == 1) ? "" : " (disturbed: another round was run)", ($2 == m) ? " ← the table" : ""}' >>"$WORK/rounds"
+  # The page a guard opens most, /situation-reports, against the API list it is made
+  # from (the same reports, the same decisions and audit entries): target ≥ 80 % of the
+  # API's throughput, p99 < 20 ms at 32 connections.
+  local cookie
+  cookie=$(curl -s -o /dev/null -D - -d "username=vakt1&password=$PASSWORD" "$BASE/login" \
+    | awk -F'[: ;]+' 'tolower($1) == "set-cookie" {print $2; exit}')
+  run_wrk "guard API list of lägesbilder" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports?current=true&limit=20"
+  run_wrk "guard page /situation-reports" 32 -H "Cookie: $cookie" "$BASE/situation-reports"
   TOKEN=$vakt run_wrk "guard POST observation" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
 
   stop_server

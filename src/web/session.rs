@@ -162,6 +162,8 @@ pub struct WebSession {
     pub csrf: String,
     pub lang: Lang,
     secure: bool,
+    /// The request came from a page of this site (or said nothing about its origin).
+    same_origin: bool,
     /// A fresh token for the cookie, when this request renews the idle time.
     renewed: Option<String>,
 }
@@ -205,6 +207,7 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
         claims,
         lang,
         secure,
+        same_origin: same_origin(req),
         renewed,
     })
 }
@@ -238,10 +241,12 @@ impl WebSession {
         }
     }
 
-    /// A posted form must carry this session's CSRF token.
+    /// A posted form must come from this site and carry this session's CSRF token.
     pub fn check_csrf(&self, fields: &super::form::Fields) -> Result<(), WebError> {
         match super::form::field(fields, "csrf") {
-            Some(t) if constant_eq(t.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            Some(t) if self.same_origin && constant_eq(t.as_bytes(), self.csrf.as_bytes()) => {
+                Ok(())
+            }
             _ => Err(WebError::Page(
                 AppError::Refused {
                     code: "csrf",

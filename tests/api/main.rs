@@ -7,6 +7,7 @@ mod abuse_input;
 mod audit;
 mod auth;
 mod authorization;
+mod browser;
 mod caching;
 mod cli;
 mod crash;

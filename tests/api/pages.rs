@@ -174,6 +174,16 @@ async fn a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/observations"))
+                .header("cookie", &vakt.cookie)
+                .header("origin", "https://evil.example")
+                .form(&form(mine)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!vakt.get("/observations").await.text.contains("CSRF-MARKER"));
     let r = vakt.post("/observations", &form(mine)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
