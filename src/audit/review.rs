@@ -28,6 +28,8 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// success | denied | not_found | failed | throttled | reuse_detected
     pub outcome: Option<String>,
+    /// The purpose given in `X-Purpose` (exactly, e.g. a case number).
+    pub purpose: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
     /// 1–100 (default 50); exports take up to 50,000.
@@ -45,6 +47,7 @@ pub struct AuditFilter {
     record: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
+    purpose: Option<String>,
     since: Option<i64>,
     until: Option<i64>,
     before_seq: Option<i64>,
@@ -85,6 +88,7 @@ impl AuditQuery {
             record: short("record", &self.record)?,
             action: short("action", &self.action)?,
             outcome: short("outcome", &self.outcome)?,
+            purpose: short("purpose", &self.purpose)?,
             since: self
                 .since
                 .as_deref()
@@ -198,6 +202,9 @@ pub fn search(
     }
     if let Some(v) = &f.outcome {
         q = q.filter(audit_log::outcome.eq(v.clone()));
+    }
+    if let Some(v) = &f.purpose {
+        q = q.filter(audit_log::purpose.eq(v.clone()));
     }
     if let Some(v) = f.since {
         q = q.filter(audit_keys::at.ge(v)).filter(audit_log::at.ge(v));

@@ -96,6 +96,8 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Situation reports only: just those valid now.
     pub current: Option<bool>,
+    /// Observations only: just this category.
+    pub category: Option<String>,
 }
 
 /// Validated list filters.
@@ -108,6 +110,8 @@ pub struct ListFilter {
     /// Where the previous page ended.
     pub after: Option<Cursor>,
     pub current: bool,
+    /// Observations only: just this category.
+    pub category: Option<String>,
     /// What the cursors of this list are bound to.
     pub binding: Binding,
 }
@@ -144,6 +148,27 @@ impl ListQuery {
             .map(|s| parse_time("until", s))
             .transpose()?;
         let current = self.current.unwrap_or(false);
+        let category = match self.category.as_deref() {
+            None => None,
+            Some(c) if kind == RecordKind::Observation && observations::CATEGORIES.contains(&c) => {
+                Some(c.to_owned())
+            }
+            Some(_) if kind == RecordKind::Observation => {
+                return Err(AppError::bad_request(
+                    "invalid_category",
+                    format!(
+                        "category must be one of: {}",
+                        observations::CATEGORIES.join(", ")
+                    ),
+                ))
+            }
+            Some(_) => {
+                return Err(AppError::bad_request(
+                    "invalid_query",
+                    "category filters observations only",
+                ))
+            }
+        };
         let text = |v: Option<i64>| v.map(|t| t.to_string()).unwrap_or_default();
         let binding = Binding::new(
             user_id,
@@ -153,6 +178,7 @@ impl ListQuery {
                 ("since", text(since)),
                 ("until", text(until)),
                 ("current", current.to_string()),
+                ("category", category.clone().unwrap_or_default()),
             ],
         );
         let after = self
@@ -167,6 +193,7 @@ impl ListQuery {
             limit,
             after,
             current,
+            category,
             binding,
         })
     }

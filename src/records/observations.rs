@@ -277,7 +277,13 @@ impl RecordKind for Observations {
                 }
             },
             contents: |_, _| None,
-            extra: |_| None,
+            // `category`: one category only.
+            extra: |sq| -> Option<Pred<observations::table>> {
+                sq.filter
+                    .category
+                    .clone()
+                    .map(|c| -> Pred<observations::table> { Box::new(observations::category.eq(c)) })
+            },
         )
     }
 

@@ -117,7 +117,7 @@ impl Texts {
 pub fn error_text(e: &crate::error::AppError, t: &Texts) -> String {
     match t.map.get(format!("code.{}", e.code()).as_str()) {
         Some(text) => (*text).to_owned(),
-        None => e.to_string(),
+        None => format!("{} ({e})", t.get("error.check_fields")),
     }
 }
 

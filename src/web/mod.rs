@@ -113,6 +113,8 @@ pub struct Frame {
     pub nav: nav::Nav,
     pub user: String,
     pub lang: &'static str,
+    /// This page's path (the language switch comes back to it).
+    pub path: String,
     /// The menu entry of this page.
     pub active: &'static str,
 }
@@ -133,6 +135,7 @@ impl Frame {
                 nav: nav::Nav::of(&d, &p),
                 user: p.user.display_name.clone(),
                 lang: s.lang.code(),
+                path: s.path.clone(),
                 active,
             },
             p,

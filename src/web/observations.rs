@@ -51,6 +51,8 @@ struct ListPage {
     items: Vec<ObservationRow>,
     places: Vec<String>,
     place: String,
+    categories: &'static [&'static str],
+    category: String,
     since: String,
     until: String,
     next: Option<String>,
@@ -59,6 +61,7 @@ struct ListPage {
 #[derive(serde::Deserialize)]
 pub struct Filters {
     place: Option<String>,
+    category: Option<String>,
     since: Option<String>,
     until: Option<String>,
     cursor: Option<String>,
@@ -79,6 +82,7 @@ pub async fn list(
             .map(str::to_owned)
     };
     let (place, since, until) = (nonempty(&q.place), nonempty(&q.since), nonempty(&q.until));
+    let category = nonempty(&q.category);
     let query = ListQuery {
         place: place.clone(),
         since: since
@@ -90,13 +94,19 @@ pub async fn list(
         limit: Some(50),
         cursor: q.cursor,
         current: None,
+        category: category.clone(),
     };
     let (_, page) = crate::api::records::list_page::<Observations>(&state, s.bearer.clone(), query)
         .await
         .map_err(|e| s.fail(e))?;
     let next = page.next_cursor.map(|c| {
         let mut link = format!("/observations?cursor={c}");
-        for (k, v) in [("place", &place), ("since", &since), ("until", &until)] {
+        for (k, v) in [
+            ("place", &place),
+            ("category", &category),
+            ("since", &since),
+            ("until", &until),
+        ] {
             if let Some(v) = v {
                 link.push_str(&format!("&{k}={}", urlencode(v)));
             }
@@ -107,6 +117,8 @@ pub async fn list(
         items: page.items.into_iter().map(ObservationRow::of).collect(),
         places: p.places.clone(),
         place: place.unwrap_or_default(),
+        categories: CATEGORIES,
+        category: category.unwrap_or_default(),
         since: since.unwrap_or_default(),
         until: until.unwrap_or_default(),
         next,

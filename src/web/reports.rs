@@ -172,7 +172,18 @@ pub async fn create(
         times: &["valid_from", "valid_until"],
         skip: &["csrf", "preview", "publish"],
     };
-    let body = form::to_json(&fields, &shape);
+    // An empty body means no section of that audience (its hidden audience field stays).
+    let empty: Vec<String> = fields
+        .iter()
+        .filter(|(k, v)| k.ends_with("].body") && v.trim().is_empty())
+        .map(|(k, _)| k.trim_end_matches("body").to_owned())
+        .collect();
+    let kept: Fields = fields
+        .iter()
+        .filter(|(k, _)| !empty.iter().any(|prefix| k.starts_with(prefix.as_str())))
+        .cloned()
+        .collect();
+    let body = form::to_json(&kept, &shape);
     let draft: Result<NewSituationReport, _> = serde_json::from_value(body);
     if form::field(&fields, "preview").is_some() {
         let mut page = new_page(f, p.places.clone(), Some(&fields));

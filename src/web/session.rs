@@ -164,6 +164,8 @@ pub struct WebSession {
     secure: bool,
     /// The request came from a page of this site (or said nothing about its origin).
     same_origin: bool,
+    /// The path of this page (where the language switch returns to).
+    pub path: String,
     /// A fresh token for the cookie, when this request renews the idle time.
     renewed: Option<String>,
 }
@@ -208,6 +210,7 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
         lang,
         secure,
         same_origin: same_origin(req),
+        path: req.path().to_owned(),
         renewed,
     })
 }
@@ -284,11 +287,16 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A post from a page of another origin is refused whatever it carries (SameSite and
-/// the CSRF token already stop it; this says so plainly).
+/// the CSRF token already stop it; this says so plainly). Our own pages send `no-referrer`,
+/// under which browsers say `Origin: null` for their form posts: that, like no header,
+/// leaves the decision to the token.
 fn same_origin(req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
         return true;
     };
+    if origin.as_bytes() == b"null" {
+        return true;
+    }
     let host = req.connection_info().host().to_owned();
     origin
         .to_str()
@@ -303,30 +311,53 @@ struct LoginPage<'a> {
     t: &'a Texts,
     style: &'a str,
     username: &'a str,
+    csrf: &'a str,
     error: Option<String>,
 }
 
+/// The cookie a sign-in form is bound to (before there is a session): a random value,
+/// whose keyed hash the form carries, so no other site can sign a browser in.
+const LOGIN_COOKIE: &str = "samverkan_login";
+
+/// The sign-in form, with a fresh pre-session cookie.
 fn login_form(
+    state: &AppState,
     lang: Lang,
     username: &str,
     error: Option<String>,
     status: StatusCode,
 ) -> HttpResponse {
+    let nonce = {
+        use rand::RngCore;
+        let mut b = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        hex::encode(b)
+    };
+    let csrf = csrf_for(state, &format!("login:{nonce}"));
     let page = LoginPage {
         t: lang.texts(),
         style: super::style_path(),
         username,
+        csrf: &csrf,
         error,
     };
-    html(status, page.render().unwrap_or_default())
+    let mut r = html(status, page.render().unwrap_or_default());
+    let cookie = Cookie::build(LOGIN_COOKIE, nonce)
+        .path("/login")
+        .http_only(true)
+        .secure(secure(state))
+        .same_site(SameSite::Strict)
+        .finish();
+    let _ = r.add_cookie(&cookie);
+    r
 }
 
 /// `GET /login`; a signed-in user goes home.
-pub async fn login_page(req: HttpRequest) -> HttpResponse {
+pub async fn login_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if session(&req).is_ok() {
         return see_other("/");
     }
-    login_form(Lang::of(&req), "", None, StatusCode::OK)
+    login_form(&state, Lang::of(&req), "", None, StatusCode::OK)
 }
 
 /// `POST /login`: the API's sign-in (throttled alike), then a session cookie.
@@ -337,8 +368,14 @@ pub async fn login(
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let t = lang.texts();
-    if !same_origin(&req) {
-        return WebError::Page(AppError::Forbidden, lang).error_response();
+    let bound = req
+        .cookie(LOGIN_COOKIE)
+        .map(|c| csrf_for(&state, &format!("login:{}", c.value())));
+    let sent = super::form::field(&fields, "csrf").unwrap_or_default();
+    if !same_origin(&req) || !bound.is_some_and(|b| constant_eq(b.as_bytes(), sent.as_bytes())) {
+        // An expired or foreign form: a fresh one, saying so.
+        let message = Some(t.get("error.csrf").to_owned());
+        return login_form(&state, lang, "", message, StatusCode::FORBIDDEN);
     }
     let username = super::form::field(&fields, "username")
         .unwrap_or_default()
@@ -390,7 +427,7 @@ pub async fn login(
                 ),
                 _ => return WebError::Page(e, lang).error_response(),
             };
-            login_form(lang, &username, Some(message), status)
+            login_form(&state, lang, &username, Some(message), status)
         }
     }
 }
@@ -418,12 +455,27 @@ pub async fn logout(
     Ok(r)
 }
 
-/// `GET /lang/{code}`: remembers the language, back to where the user was.
-pub async fn switch_language(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+#[derive(serde::Deserialize)]
+pub struct Back {
+    next: Option<String>,
+}
+
+/// `GET /lang/{code}?next=/page`: remembers the language, back to the page (a path of
+/// this site only).
+pub async fn switch_language(
+    req: HttpRequest,
+    path: web::Path<String>,
+    back: web::Query<Back>,
+) -> HttpResponse {
+    let next = back
+        .next
+        .as_deref()
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or("/");
     let Some(lang) = Lang::parse(&path) else {
-        return see_other("/");
+        return see_other(next);
     };
-    let mut r = see_other("/");
+    let mut r = see_other(next);
     let cookie = Cookie::build(LANG_COOKIE, lang.code())
         .path("/")
         .same_site(SameSite::Strict)

@@ -11,8 +11,9 @@ use std::process::Command;
 
 use crate::helpers::{spawn_with, PASSWORD};
 
-/// Seconds a browser session may idle in this test (the flows wait it out once).
-const IDLE_SECS: i64 = 3;
+/// Seconds a browser session may idle in this test: longer than any pause between two
+/// requests of a flow (axe-core checks run between them), short enough to wait out once.
+const IDLE_SECS: i64 = 15;
 
 fn missing() -> Option<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

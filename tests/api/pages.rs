@@ -11,6 +11,41 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_with, Resp, TestApp, DEMO_USERS, PASSWORD};
 use crate::matrix::{all_markers, build_world, expected};
 
+/// Posts the sign-in form as a browser does: the form's pre-session cookie and its token.
+async fn sign_in_form(app: &TestApp, user: &str, password: &str, origin: Option<&str>) -> Resp {
+    let form = app.send(app.client.get(app.url("/login"))).await;
+    let set = form.headers["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("samverkan_login="), "{set}");
+    let at = form
+        .text
+        .find("name=\"csrf\" value=\"")
+        .expect("the form's token");
+    let csrf = form.text[at + 19..].split('"').next().unwrap().to_owned();
+    let mut req = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+        ]);
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    app.send(req).await
+}
+
+/// The session cookie a response sets, if any.
+fn session_cookie(r: &Resp) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("samverkan=") || c.starts_with("__Host-samverkan="))
+}
+
 /// A signed-in browser: its session cookie.
 struct Browser<'a> {
     app: &'a TestApp,
@@ -19,15 +54,9 @@ struct Browser<'a> {
 
 impl<'a> Browser<'a> {
     async fn sign_in(app: &'a TestApp, user: &str) -> Browser<'a> {
-        let r = app
-            .send(
-                app.client
-                    .post(app.url("/login"))
-                    .form(&[("username", user), ("password", PASSWORD)]),
-            )
-            .await;
+        let r = sign_in_form(app, user, PASSWORD, None).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{user}: {}", r.text);
-        let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+        let set = session_cookie(&r).expect("a session cookie");
         let cookie = set.split(';').next().unwrap().to_owned();
         Browser { app, cookie }
     }
@@ -80,15 +109,9 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_leads_to_the_work_of_the_
         ("revisor1", "/audit"),
         ("admin1", "/admin"),
     ] {
-        let r = app
-            .send(
-                app.client
-                    .post(app.url("/login"))
-                    .form(&[("username", user), ("password", PASSWORD)]),
-            )
-            .await;
+        let r = sign_in_form(&app, user, PASSWORD, None).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        let set = r.headers["set-cookie"].to_str().unwrap();
+        let set = session_cookie(&r).expect("a session cookie");
         for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
             assert!(set.contains(flag), "{set}");
         }
@@ -112,25 +135,23 @@ async fn signing_in_sets_a_strict_http_only_cookie_and_leads_to_the_work_of_the_
         assert_eq!(page.headers["referrer-policy"], "no-referrer");
     }
     // A wrong password: the form again, with the reason, and no cookie.
+    let r = sign_in_form(&app, "vakt1", "wrong-password-123", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("role=\"alert\"") && session_cookie(&r).is_none());
+    // A sign-in form posted without its token (from another site, say) signs nobody in.
     let r = app
         .send(
             app.client
                 .post(app.url("/login"))
-                .form(&[("username", "vakt1"), ("password", "wrong-password-123")]),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.text.contains("role=\"alert\"") && r.headers.get("set-cookie").is_none());
-    // Over TLS (as configured), the cookie is __Host- and Secure.
-    let tls = spawn_with(|s| s.web.secure_cookies = Some(true)).await;
-    let r = tls
-        .send(
-            tls.client
-                .post(tls.url("/login"))
                 .form(&[("username", "vakt1"), ("password", PASSWORD)]),
         )
         .await;
-    let set = r.headers["set-cookie"].to_str().unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(session_cookie(&r).is_none());
+    // Over TLS (as configured), the cookie is __Host- and Secure.
+    let tls = spawn_with(|s| s.web.secure_cookies = Some(true)).await;
+    let r = sign_in_form(&tls, "vakt1", PASSWORD, None).await;
+    let set = session_cookie(&r).expect("a session cookie");
     assert!(
         set.starts_with("__Host-samverkan=") && set.contains("Secure"),
         "{set}"
@@ -165,15 +186,9 @@ async fn a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{csrf}: {}", r.text);
     }
     // From another origin, even with the right token.
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/login"))
-                .header("origin", "https://evil.example")
-                .form(&[("username", "vakt1"), ("password", PASSWORD)]),
-        )
-        .await;
+    let r = sign_in_form(&app, "vakt1", PASSWORD, Some("https://evil.example")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(session_cookie(&r).is_none());
     let r = app
         .send(
             app.client
@@ -361,4 +376,57 @@ async fn what_is_done_through_the_pages_is_audited_as_web() {
         .unwrap()
         .iter()
         .any(|e| e.get("channel").is_none()));
+}
+
+#[tokio::test]
+async fn observations_filter_by_category_and_the_trail_by_purpose() {
+    let app = spawn_app().await;
+    let vakt = app.token("vakt1").await;
+    for (category, text) in [("violence", "CAT-VIOLENCE"), ("drug_sale", "CAT-SALE")] {
+        let r = app
+            .send(
+                app.client
+                    .post(app.url("/api/v1/observations"))
+                    .bearer_auth(&vakt)
+                    .header("x-purpose", "ärende 2026-77")
+                    .json(
+                        &json!({"place": "sergels-torg", "observed_at": "2026-12-01T21:00:00Z",
+                                  "category": category, "description": text}),
+                    ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let polis = app.token("polis1").await;
+    let r = app
+        .get("/api/v1/observations?category=violence", &polis)
+        .await;
+    let items = r.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", r.text);
+    assert_eq!(items[0]["category"], "violence");
+    assert_eq!(
+        app.get("/api/v1/observations?category=nope", &polis)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/situation-reports?category=violence", &polis)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    // The same filter on the page.
+    let b = Browser::sign_in(&app, "polis1").await;
+    let page = b.get("/observations?category=drug_sale").await.text;
+    assert!(page.contains("CAT-SALE") && !page.contains("CAT-VIOLENCE"));
+    // The auditor finds both filings by the purpose they were made for.
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(
+            "/api/v1/audit?action=create&purpose=%C3%A4rende%202026-77",
+            &auditor,
+        )
+        .await;
+    assert_eq!(r.json["items"].as_array().unwrap().len(), 2, "{}", r.text);
 }
