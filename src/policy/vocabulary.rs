@@ -11,6 +11,10 @@ macro_rules! vocabulary {
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
         )]
+        // `rename_all` as well as each variant's rename: utoipa does not read a rename
+        // whose literal comes from a macro argument, and the texts are the variants'
+        // snake_case names (a test compares the OpenAPI schema with `as_str`).
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -140,3 +144,59 @@ vocabulary!(
         LegalHolds => "legal_holds",
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the OpenAPI document gives a vocabulary are the names the API sends.
+    fn schema_names<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| as_str(*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_vocabulary_as_the_api_sends_it() {
+        assert_eq!(schema_names::<Role>(), names(Role::ALL, Role::as_str));
+        assert_eq!(
+            schema_names::<OrganizationKind>(),
+            names(OrganizationKind::ALL, OrganizationKind::as_str)
+        );
+        assert_eq!(
+            schema_names::<RecordKind>(),
+            names(RecordKind::ALL, RecordKind::as_str)
+        );
+        assert_eq!(
+            schema_names::<ObservationPart>(),
+            names(ObservationPart::ALL, ObservationPart::as_str)
+        );
+        assert_eq!(
+            schema_names::<Audience>(),
+            names(Audience::ALL, Audience::as_str)
+        );
+        assert_eq!(
+            schema_names::<ReferralPart>(),
+            names(ReferralPart::ALL, ReferralPart::as_str)
+        );
+        assert_eq!(
+            schema_names::<ReleasedTo>(),
+            names(ReleasedTo::ALL, ReleasedTo::as_str)
+        );
+        assert_eq!(
+            schema_names::<AdminKind>(),
+            names(AdminKind::ALL, AdminKind::as_str)
+        );
+        for v in Audience::ALL {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+    }
+}
