@@ -2,12 +2,11 @@
 //! enable, reset a password, assign places) through the same use cases as the API;
 //! never case content, never a pseudonym.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::form::{self, Fields};
-use super::session::{WebError, WebSession};
+use super::session::{fixable, WebError, WebSession};
 use super::{render, Frame};
 use crate::admin::{NewUser, UserPatch, UserView};
 use crate::api::reference::{OrganizationView, PlaceView};
@@ -62,9 +61,7 @@ async fn answer(
 ) -> Result<HttpResponse, WebError> {
     match result {
         Ok(_) => Ok(s.redirect("/admin")),
-        Err(e)
-            if e.status_code().is_client_error() && e.status_code() != StatusCode::UNAUTHORIZED =>
-        {
+        Err(e) if fixable(&e) => {
             let status = e.status_code();
             let body = page(state, s, Some(super::i18n::error_text(&e, s.texts())), None).await?;
             Ok(s.refused(status, body))

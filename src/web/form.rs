@@ -129,6 +129,15 @@ pub fn to_json(fields: &Fields, shape: &Shape) -> Value {
     body
 }
 
+/// The form as the body of type `T`, or the 400 an API client would get for it.
+pub fn body<T: serde::de::DeserializeOwned>(
+    fields: &Fields,
+    shape: &Shape,
+) -> Result<T, crate::error::AppError> {
+    serde_json::from_value(to_json(fields, shape))
+        .map_err(|e| crate::error::AppError::bad_request("invalid_body", e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,11 @@
 //! Observations: a guard files one in under half a minute (place from the assignment,
 //! category as big buttons, time defaulting to now); lists show what the policy allows.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::form::{self, Fields, Shape};
-use super::session::{WebError, WebSession};
+use super::session::{fixable, WebError, WebSession};
 use super::{render, time, Frame};
 use crate::api::state::AppState;
 use crate::records::observations::{NewObservation, ObservationView, Observations, CATEGORIES};
@@ -207,16 +206,13 @@ pub async fn create(
         times: &["observed_at"],
         skip: &["csrf"],
     };
-    let result = match serde_json::from_value::<NewObservation>(form::to_json(&fields, &shape)) {
+    let result = match form::body::<NewObservation>(&fields, &shape) {
         Ok(body) => crate::api::observations::file(&state, &p, &body).await,
-        Err(e) => Err(crate::error::AppError::bad_request(
-            "invalid_body",
-            e.to_string(),
-        )),
+        Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(s.redirect("/observations")),
-        Err(e) if e.status_code().is_client_error() && e.status_code() != StatusCode::NOT_FOUND => {
+        Err(e) if fixable(&e) => {
             let status = e.status_code();
             let mut page = new_page(f, p.places.clone(), Some(&fields));
             page.error = Some(super::i18n::error_text(&e, s.texts()));

@@ -2,12 +2,11 @@
 //! first, days since filing, the 14-day decision date), answer with one click and
 //! record consents; the filer sees the status and, under consent, the released details.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::form::{self, Fields, Shape};
-use super::session::{WebError, WebSession};
+use super::session::{fixable, WebError, WebSession};
 use super::{render, time, Frame};
 use crate::api::state::AppState;
 use crate::error::AppError;
@@ -157,10 +156,7 @@ async fn after_write(
 ) -> Result<HttpResponse, WebError> {
     match result {
         Ok(_) => Ok(s.redirect(&format!("/referrals/{id}"))),
-        Err(e)
-            if e.status_code() == StatusCode::BAD_REQUEST
-                || e.status_code() == StatusCode::FORBIDDEN =>
-        {
+        Err(e) if fixable(&e) => {
             let status = e.status_code();
             let body =
                 show_page(state, s, id, Some(super::i18n::error_text(&e, s.texts()))).await?;
@@ -185,9 +181,9 @@ pub async fn feedback(
         times: &[],
         skip: &["csrf"],
     };
-    let result = match serde_json::from_value::<NewFeedback>(form::to_json(&fields, &shape)) {
+    let result = match form::body::<NewFeedback>(&fields, &shape) {
         Ok(body) => crate::api::referrals::give_feedback(&state, &p, &path, &body).await,
-        Err(e) => Err(AppError::bad_request("invalid_body", e.to_string())),
+        Err(e) => Err(e),
     };
     after_write(&state, &s, &path, result).await
 }
@@ -207,9 +203,9 @@ pub async fn consent(
         times: &["valid_until"],
         skip: &["csrf"],
     };
-    let result = match serde_json::from_value::<NewConsent>(form::to_json(&fields, &shape)) {
+    let result = match form::body::<NewConsent>(&fields, &shape) {
         Ok(body) => crate::api::referrals::record_consent(&state, &p, &path, &body).await,
-        Err(e) => Err(AppError::bad_request("invalid_body", e.to_string())),
+        Err(e) => Err(e),
     };
     after_write(&state, &s, &path, result).await
 }
@@ -283,13 +279,13 @@ pub async fn create(
         times: &[],
         skip: &["csrf"],
     };
-    let result = match serde_json::from_value::<NewReferral>(form::to_json(&fields, &shape)) {
+    let result = match form::body::<NewReferral>(&fields, &shape) {
         Ok(body) => crate::api::referrals::file(&state, &p, &body).await,
-        Err(e) => Err(AppError::bad_request("invalid_body", e.to_string())),
+        Err(e) => Err(e),
     };
     match result {
         Ok((id, _)) => Ok(s.redirect(&format!("/referrals/{id}"))),
-        Err(e) if e.status_code().is_client_error() && e.status_code() != StatusCode::NOT_FOUND => {
+        Err(e) if fixable(&e) => {
             let status = e.status_code();
             let body = new_page(
                 &state,

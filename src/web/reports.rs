@@ -2,12 +2,11 @@
 //! the police a form with a preview "as seen by" each partner, decided by the policy
 //! for a stand-in of that partner.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::form::{self, Fields, Shape};
-use super::session::{WebError, WebSession};
+use super::session::{fixable, WebError, WebSession};
 use super::{render, time, Frame};
 use crate::api::state::AppState;
 use crate::policy::{Action, Audience, PrincipalAttrs, Resource};
@@ -183,8 +182,7 @@ pub async fn create(
         .filter(|(k, _)| !empty.iter().any(|prefix| k.starts_with(prefix.as_str())))
         .cloned()
         .collect();
-    let body = form::to_json(&kept, &shape);
-    let draft: Result<NewSituationReport, _> = serde_json::from_value(body);
+    let draft = form::body::<NewSituationReport>(&kept, &shape);
     if form::field(&fields, "preview").is_some() {
         let mut page = new_page(f, p.places.clone(), Some(&fields));
         match draft {
@@ -222,20 +220,17 @@ pub async fn create(
                         .collect(),
                 );
             }
-            Err(e) => page.error = Some(e.to_string()),
+            Err(e) => page.error = Some(super::i18n::error_text(&e, s.texts())),
         }
         return Ok(s.page(render(&page).map_err(|e| s.fail(e))?));
     }
     let result = match draft {
         Ok(d) => crate::api::situation_reports::post(&state, &p, &d).await,
-        Err(e) => Err(crate::error::AppError::bad_request(
-            "invalid_body",
-            e.to_string(),
-        )),
+        Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(s.redirect("/situation-reports")),
-        Err(e) if e.status_code().is_client_error() && e.status_code() != StatusCode::NOT_FOUND => {
+        Err(e) if fixable(&e) => {
             let status = e.status_code();
             let mut page = new_page(f, p.places.clone(), Some(&fields));
             page.error = Some(super::i18n::error_text(&e, s.texts()));

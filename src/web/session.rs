@@ -282,6 +282,13 @@ impl WebSession {
     }
 }
 
+/// Whether a refusal is the user's to fix in the form (shown again, filled in, with the
+/// reason): a 4xx, but not a 404 (the not-found page) nor a 401 (to sign-in).
+pub fn fixable(e: &AppError) -> bool {
+    let s = e.status_code();
+    s.is_client_error() && s != StatusCode::NOT_FOUND && s != StatusCode::UNAUTHORIZED
+}
+
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
