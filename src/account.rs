@@ -16,7 +16,7 @@ use crate::config::LoginSettings;
 use crate::error::AppError;
 use crate::storage::models::{LoginFailure, RefreshToken, Session, User};
 use crate::storage::schema::{login_failures, refresh_tokens, sessions, users};
-use crate::storage::{new_id, now_micros, Db, DbConnection};
+use crate::storage::{self, new_id, now_micros, Db, DbConnection};
 
 /// What the account use cases work with.
 pub struct Accounts<'a> {
@@ -156,8 +156,8 @@ enum RefreshOutcome {
 
 impl Accounts<'_> {
     /// Signs in. An attempt is counted against the username and the client address
-    /// *before* the password is checked, in the one write path (serialised with every
-    /// other instance's writer by the audit head's lock), so at most
+    /// *before* the password is checked, under a lock on both keys (on PostgreSQL an
+    /// advisory lock every instance takes), so at most
     /// `SAMVERKAN_LOGIN_MAX_FAILURES` passwords are ever checked per username and window,
     /// however many arrive at once; a right password takes its attempt back.
     pub async fn login(
@@ -215,6 +215,11 @@ impl Accounts<'_> {
             let (uk, ck, throttled_entry) = (user_key.clone(), client_key.clone(), entry.clone());
             self.writer
                 .write(move |tx| {
+                    // Count and reserve as one step across instances (each appends to its
+                    // own audit chain, so nothing else serialises them).
+                    let (first, second) = if uk < ck { (&uk, &ck) } else { (&ck, &uk) };
+                    storage::lock_key(tx.conn, first)?;
+                    storage::lock_key(tx.conn, second)?;
                     let limited = |(count, oldest): (i64, Option<i64>), max: i64| -> Option<u64> {
                         (count >= max).then(|| {
                             let until = oldest.unwrap_or(now) + window;
@@ -400,7 +405,7 @@ impl Accounts<'_> {
             .filter(|t| t.len() <= 256)
             .map(|t| hash_refresh_token(&t));
         self.writer
-            .write(move |tx| {
+            .write_as(principal, move |tx| {
                 let now = now_micros();
                 let mut ids = vec![sid];
                 if let Some(h) = extra_hash {
@@ -452,7 +457,7 @@ impl Accounts<'_> {
         let entry = AuditEntry::by(principal, AuditAction::PasswordChange, Outcome::Success)
             .record("user", &principal.user.username);
         self.writer
-            .write(move |tx| {
+            .write_as(principal, move |tx| {
                 diesel::update(users::table.filter(users::id.eq(&uid)))
                     .set(users::password_hash.eq(&hash))
                     .execute(tx.conn)?;

@@ -122,15 +122,17 @@ pub struct PolicyDir {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; exits non-zero naming the first entry that does not match.
+    /// Walk every writer's hash chain in one snapshot; exits non-zero naming the first
+    /// entry that does not match.
     Verify {
         /// An earlier head kept outside the database (`SEQ:HASH`, from `audit head`):
         /// fails when that entry is missing or has another hash. May be repeated.
         #[arg(long, value_name = "SEQ:HASH")]
         anchor: Vec<crate::audit::Anchor>,
     },
-    /// Print the current head of the chain as `SEQ HASH`, to keep outside the database
-    /// (a WORM store, another system's log) and check later with `verify --anchor`.
+    /// Print the current head of every writer's chain as `SEQ HASH chain N`, one line a
+    /// chain, to keep outside the database (a WORM store, another system's log) and
+    /// check later with `verify --anchor SEQ:HASH` (one per chain).
     Head,
 }
 
@@ -424,13 +426,16 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
         Command::Audit(AuditCommand::Verify { anchor }) => audit_verify(settings, anchor).await,
         Command::Audit(AuditCommand::Head) => {
             let url = settings.database_url.clone();
-            let head = tokio::task::spawn_blocking(move || {
+            let heads = tokio::task::spawn_blocking(move || {
                 let mut conn = storage::establish(&url)?;
-                anyhow::Ok(crate::audit::head(&mut conn)?)
+                anyhow::Ok(crate::audit::heads(&mut conn)?)
             })
             .await?
-            .context("reading the audit chain head")?;
-            println!("{} {}", head.seq, head.hash);
+            .context("reading the audit chain heads")?;
+            // One line a writer's chain: keep them all (each SEQ:HASH is an anchor).
+            for (chain, head) in heads.iter().filter(|(_, h)| h.seq > 0) {
+                println!("{} {} chain {chain}", head.seq, head.hash);
+            }
             Ok(0)
         }
         Command::Retention(RetentionCommand::Run { dry_run }) => {
@@ -479,9 +484,16 @@ async fn audit_verify(
         return Ok(2);
     }
     println!(
-        "audit chain verified: {} entries, head {}",
-        summary.entries, summary.head_hash
+        "audit chain verified: {} entries in {} chain(s)",
+        summary.entries,
+        summary.chains.len()
     );
+    for c in &summary.chains {
+        println!(
+            "  chain {}: {} entries, head {}:{}",
+            c.chain, c.entries, c.head.seq, c.head.hash
+        );
+    }
     if anchored > 0 {
         println!("{anchored} anchor(s) match");
     }

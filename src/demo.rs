@@ -10,7 +10,7 @@ use crate::auth::password::hash_blocking;
 use crate::config::Secret;
 use crate::error::AppError;
 use crate::policy::{PolicyEngine, RecordKind};
-use crate::storage::Db;
+use crate::storage::{self, Db};
 
 /// (id, name, kind, mandated reporter)
 pub const ORGANIZATIONS: &[(&str, &str, &str, bool)] = &[
@@ -128,9 +128,8 @@ fn generate_password() -> String {
         .collect()
 }
 
-/// Seeds what is missing. With `SAMVERKAN_DEMO_PASSWORD` set, demo users end up with
-/// that password; without it, a password is generated and printed once, when the users
-/// are first created.
+/// Seeds what is missing and never changes what exists. New demo users get
+/// `SAMVERKAN_DEMO_PASSWORD`, or a password generated and printed once.
 pub async fn seed(
     db: &Db,
     writer: &Writer,
@@ -149,41 +148,31 @@ pub async fn seed(
         })
         .await?
     };
-    // Only a configured password is pushed onto existing demo users; a generated one is
-    // used for new users only (it was printed when they were first created).
-    let reset_existing = password.is_some();
-    let generated = password.is_none() && existing.len() < USERS.len();
+    // Seeding only ever adds: an existing user keeps its password, role, places and
+    // sessions, whatever the environment says now (a restart must not undo a change an
+    // administrator or the user made, unaudited).
+    let missing = USERS.len() - existing.len();
+    if missing < USERS.len() && password.is_some() {
+        println!(
+            "samverkan demo: {} demo users already exist and keep their passwords; SAMVERKAN_DEMO_PASSWORD applies to users the demo creates",
+            existing.len()
+        );
+    }
+    let generated = password.is_none() && missing > 0;
     let password = password
         .map(|s| s.expose().to_owned())
         .unwrap_or_else(generate_password);
     let pw = password.clone();
-    let hashes: Vec<(String, Option<String>)> = tokio::task::spawn_blocking(move || {
-        let hash = hash_blocking(&pw)?;
-        Ok::<_, AppError>(
-            USERS
-                .iter()
-                .map(|(u, ..)| {
-                    let current = existing.iter().find(|e| e.username == *u);
-                    // Keep a stored hash that already matches; else set the demo password.
-                    let keep = current.is_some_and(|e| {
-                        argon2::PasswordHash::new(&e.password_hash)
-                            .ok()
-                            .is_some_and(|h| {
-                                use argon2::PasswordVerifier;
-                                argon2::Argon2::default()
-                                    .verify_password(pw.as_bytes(), &h)
-                                    .is_ok()
-                            })
-                    });
-                    ((*u).to_owned(), (!keep).then(|| hash.clone()))
-                })
-                .collect(),
-        )
-    })
-    .await??;
+    let hash = if missing > 0 {
+        Some(tokio::task::spawn_blocking(move || hash_blocking(&pw)).await??)
+    } else {
+        None
+    };
     let policy = policy.clone();
     writer
         .write(move |tx| {
+            // Replicas started together seed one after the other; the later find it done.
+            storage::lock_key(tx.conn, "samverkan:demo-seed")?;
             let meta = RequestMeta::default();
             // The demo world follows the rules an administrator does (roles belong to
             // organisation kinds).
@@ -220,38 +209,25 @@ pub async fn seed(
                     created += 1;
                 }
             }
-            for ((username, display, org, role, places), (_, hash)) in USERS.iter().zip(hashes) {
-                match admin::find_user(tx.conn, username)? {
-                    None => {
-                        let Some(hash) = hash else { continue };
-                        admin::create_user(
-                            tx.conn,
-                            &NewUser {
-                                username: (*username).into(),
-                                display_name: (*display).into(),
-                                organization: (*org).into(),
-                                role: (*role).into(),
-                                places: places.iter().map(|p| (*p).to_owned()).collect(),
-                                password: String::new(),
-                            },
-                            hash,
-                            &check,
-                        )?;
-                        created += 1;
-                    }
-                    Some(user) if reset_existing => {
-                        if let Some(hash) = hash {
-                            admin::update_user(
-                                tx.conn,
-                                &user,
-                                &Default::default(),
-                                Some(hash),
-                                &check,
-                            )?;
-                        }
-                    }
-                    Some(_) => {}
+            for (username, display, org, role, places) in USERS {
+                if admin::find_user(tx.conn, username)?.is_some() {
+                    continue;
                 }
+                let Some(hash) = hash.clone() else { continue };
+                admin::create_user(
+                    tx.conn,
+                    &NewUser {
+                        username: (*username).into(),
+                        display_name: (*display).into(),
+                        organization: (*org).into(),
+                        role: (*role).into(),
+                        places: places.iter().map(|p| (*p).to_owned()).collect(),
+                        password: String::new(),
+                    },
+                    hash,
+                    &check,
+                )?;
+                created += 1;
             }
             if created > 0 {
                 tx.audit(
@@ -427,6 +403,12 @@ pub async fn seed_samples(db: &Db, writer: &Writer) -> anyhow::Result<()> {
     .validate()?;
     let stored = writer
         .write(move |tx| {
+            // Checked again under the lock: a replica started beside this one may have
+            // seeded them meanwhile.
+            storage::lock_key(tx.conn, "samverkan:demo-seed")?;
+            if !crate::records::is_empty(tx.conn)? {
+                return Ok(0);
+            }
             let mut filed: Vec<(RecordKind, String)> = Vec::new();
             for (who, o) in &observations {
                 let u = user(tx.conn, who)?;

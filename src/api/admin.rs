@@ -81,7 +81,7 @@ pub async fn create_organization(
     let p = principal.clone();
     let org = state
         .writer
-        .write(move |tx| {
+        .write_as(&principal, move |tx| {
             let (org, c) = admin::create_organization(tx.conn, &body)?;
             tx.audit(&entry(
                 &p,
@@ -112,7 +112,7 @@ pub async fn update_organization(
     let p = principal.clone();
     let org = state
         .writer
-        .write(move |tx| {
+        .write_as(&principal, move |tx| {
             let (org, c) = admin::update_organization(tx.conn, &id, &body)?;
             tx.audit(&entry(&p, AuditAction::AdminUpdate, "organization", &id, c))?;
             Ok(org)
@@ -146,7 +146,7 @@ pub async fn create_place(
     let p = principal.clone();
     let place = state
         .writer
-        .write(move |tx| {
+        .write_as(&principal, move |tx| {
             let (place, c) = admin::create_place(tx.conn, &body)?;
             tx.audit(&entry(&p, AuditAction::AdminCreate, "place", &place.id, c))?;
             Ok(place)
@@ -212,7 +212,7 @@ pub async fn add_user(
     let (p, policy) = (principal.clone(), state.policy.clone());
     let written = state
         .writer
-        .write(move |tx| {
+        .write_as(principal, move |tx| {
             let check =
                 |change: &admin::AccountChange<'_>| admin::check_account(&policy, &p.attrs, change);
             let (user, c) = match admin::create_user(tx.conn, &body, hash, &check) {
@@ -291,7 +291,7 @@ pub async fn change_user(
     let (p, policy) = (principal.clone(), state.policy.clone());
     let written = state
         .writer
-        .write(move |tx| {
+        .write_as(principal, move |tx| {
             let user = admin::find_user(tx.conn, &uname)?.ok_or(AppError::NotFound)?;
             let check =
                 |change: &admin::AccountChange<'_>| admin::check_account(&policy, &p.attrs, change);

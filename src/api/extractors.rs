@@ -109,7 +109,11 @@ impl FromRequest for Bearer {
     }
 }
 
-/// The signed-in user: from the session cache, else from the database.
+/// The signed-in user, as stored now. Always from the database (a lookup by key): the
+/// handlers that take it may answer without a group commit (which would check a cached
+/// session), and a session ended on another instance must be refused at once. The hot
+/// read paths take a [`Bearer`] instead, and the group commit of their audit entries
+/// checks the session.
 impl FromRequest for Principal {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -118,9 +122,6 @@ impl FromRequest for Principal {
         let checked = bearer(req);
         Box::pin(async move {
             let (state, bearer) = checked?;
-            if let Some(p) = bearer.cached(&state.sessions) {
-                return Ok(p);
-            }
             let st = state.clone();
             state.db.run(move |c| bearer.resolve(c, &st.sessions)).await
         })

@@ -64,7 +64,7 @@ async fn change(
     let target = id.clone();
     let result = state
         .writer
-        .write(move |tx| {
+        .write_as(principal, move |tx| {
             retention::set_hold(tx.conn, kind, &target, hold)?;
             tx.audit(&entry)
         })
@@ -129,6 +129,9 @@ pub async fn list(
     authorize(&state, &principal, AuditAction::LegalHoldList).await?;
     let holds = state.db.run(retention::holds).await?;
     let e = AuditEntry::by(&principal, AuditAction::LegalHoldList, Outcome::Success);
-    state.writer.write(move |tx| tx.audit(&e)).await?;
+    state
+        .writer
+        .write_as(&principal, move |tx| tx.audit(&e))
+        .await?;
     Ok(web::Json(holds))
 }

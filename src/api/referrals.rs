@@ -121,7 +121,7 @@ where
     let rid = id.clone();
     let written = state
         .writer
-        .write(move |tx| {
+        .write_as(principal, move |tx| {
             let now = now_micros();
             let refused = |tx: &mut crate::audit::writer::Tx<'_>, err: AppError| {
                 tx.audit(&records::refusal(&p, audit, kind, Some(&rid), &err))?;

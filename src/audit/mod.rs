@@ -229,6 +229,11 @@ pub fn entry_hash(row: &AuditRow) -> String {
         field("channel");
         field(channel);
     }
+    // Chain 1 is every entry from before there were several; the others are tagged.
+    if row.chain != 1 {
+        field("chain");
+        field(decimal(row.chain, &mut digits));
+    }
     lower_hex(&h.finalize())
 }
 
@@ -254,35 +259,11 @@ fn lower_hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Appends `entry` after `head` and moves `head` on. Called by the writer only.
-pub fn append(
-    conn: &mut DbConnection,
-    head: &mut ChainHead,
-    entry: &AuditEntry,
-) -> Result<(), AppError> {
-    append_all(conn, head, std::slice::from_ref(entry))
-}
-
-/// Appends `entries` in order, chaining each to the one before. Moves `head` on only
-/// when all rows are written.
-pub fn append_all(
-    conn: &mut DbConnection,
-    head: &mut ChainHead,
-    entries: &[AuditEntry],
-) -> Result<(), AppError> {
-    let mut next = head.clone();
-    let mut rows = Vec::with_capacity(entries.len());
-    chain(&mut next, entries.iter().cloned(), &mut rows);
-    insert_rows(conn, &rows)?;
-    *head = next;
-    Ok(())
-}
-
-/// Chains `entries` after `head` into rows (moving `head` on), ready for
-/// [`insert_rows`]. The entries are moved, not copied: this runs on the writer thread,
-/// once for every entry of the service.
-pub fn chain(
-    head: &mut ChainHead,
+/// Entries as rows of `chain`, not yet placed in it: [`link`] gives them their numbers
+/// and hashes once the group commit knows how many there are. The entries are moved, not
+/// copied: this runs on the writer thread, once for every entry of the service.
+pub fn unplaced(
+    chain: i64,
     entries: impl IntoIterator<Item = AuditEntry>,
     rows: &mut Vec<AuditRow>,
 ) {
@@ -297,8 +278,8 @@ pub fn chain(
             ),
             None => (None, None, None, None),
         };
-        let mut row = AuditRow {
-            seq: head.seq + 1,
+        rows.push(AuditRow {
+            seq: 0,
             at,
             actor_id,
             actor_username,
@@ -312,15 +293,58 @@ pub fn chain(
             request_id: entry.request_id,
             purpose: entry.purpose,
             client: entry.client,
-            prev_hash: std::mem::take(&mut head.hash),
+            prev_hash: String::new(),
             hash: String::new(),
             changes: entry.changes,
             channel: entry.channel,
-        };
-        row.hash = entry_hash(&row);
-        head.seq = row.seq;
+            chain,
+        });
+    }
+}
+
+/// Places `rows` after `head` under `seqs` (one each, increasing), each committing to
+/// the one before, and moves `head` on to the last.
+pub fn link(head: &mut ChainHead, seqs: &[i64], rows: &mut [AuditRow]) {
+    for (row, &seq) in rows.iter_mut().zip(seqs) {
+        row.seq = seq;
+        row.prev_hash = std::mem::take(&mut head.hash);
+        row.hash = entry_hash(row);
+        head.seq = seq;
         head.hash.clone_from(&row.hash);
-        rows.push(row);
+    }
+}
+
+/// `n` fresh entry numbers, increasing. PostgreSQL draws them from `audit_seq`, which
+/// several writers draw from at once without waiting for each other; on SQLite one
+/// writer holds the write lock and counts on from the highest.
+pub fn allocate(conn: &mut DbConnection, n: usize) -> Result<Vec<i64>, AppError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    match conn {
+        DbConnection::Pg(c) => {
+            #[derive(QueryableByName)]
+            struct Next {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let mut seqs: Vec<i64> =
+                diesel::sql_query("SELECT nextval('audit_seq') AS n FROM generate_series(1, $1)")
+                    .bind::<diesel::sql_types::BigInt, _>(n as i64)
+                    .load::<Next>(c)?
+                    .into_iter()
+                    .map(|r| r.n)
+                    .collect();
+            seqs.sort_unstable();
+            Ok(seqs)
+        }
+        DbConnection::Sqlite(c) => {
+            let max: Option<i64> = audit_log::table
+                .select(diesel::dsl::max(audit_log::seq))
+                .first(c)?;
+            let from = max.unwrap_or(0) + 1;
+            Ok((from..from + n as i64).collect())
+        }
     }
 }
 
@@ -375,27 +399,39 @@ fn insert_fixed<'r, const N: usize>(
 /// hand) never stalls the writer for long; the next calls take the rest.
 pub const INDEX_BATCH_MAX: i64 = 100_000;
 
-/// Copies the looked-up columns (actor, record, time) of the entries after
-/// `audit_head.indexed_seq`, up to `upto`, into the indexed `audit_keys`, and moves
-/// `indexed_seq` on. Runs in the writer's transaction, so it is serialised with every
-/// append (across instances too, under the head's row lock). Keeping these indexes off
-/// audit_log means an append writes the entry and nothing else.
-pub fn index_keys(conn: &mut DbConnection, upto: i64) -> Result<(), AppError> {
+/// Copies the looked-up columns (actor, record, time) of chain `chain`'s entries after
+/// its `audit_head.indexed_seq`, up to `upto`, into the indexed `audit_keys`, and moves
+/// `indexed_seq` on. Runs in the chain's writer's transaction, under the chain's row
+/// lock. Keeping these indexes off audit_log means an append writes the entry and
+/// nothing else; the review reads the few entries not yet copied from audit_log itself
+/// (see [`review`]).
+pub fn index_keys(conn: &mut DbConnection, chain: i64, upto: i64) -> Result<(), AppError> {
     use crate::storage::schema::{audit_head, audit_keys};
+    let head_id = chain_row(chain)?;
     let indexed: i64 = audit_head::table
-        .filter(audit_head::id.eq(1))
+        .filter(audit_head::id.eq(head_id))
         .select(audit_head::indexed_seq)
         .first(conn)?;
     if indexed > upto {
         // The chain was cut back below what was indexed (only by hand: `audit verify`
         // reports it): forget the keys of entries that are gone.
-        diesel::delete(audit_keys::table.filter(audit_keys::seq.gt(upto))).execute(conn)?;
+        diesel::delete(
+            audit_keys::table.filter(audit_keys::seq.gt(upto)).filter(
+                audit_keys::seq.ne_all(
+                    audit_log::table
+                        .select(audit_log::seq)
+                        .filter(audit_log::seq.gt(upto)),
+                ),
+            ),
+        )
+        .execute(conn)?;
     }
     let upto = upto.min(indexed.saturating_add(INDEX_BATCH_MAX));
     if indexed < upto {
         diesel::insert_into(audit_keys::table)
             .values(
                 audit_log::table
+                    .filter(audit_log::chain.eq(chain))
                     .filter(audit_log::seq.gt(indexed))
                     .filter(audit_log::seq.le(upto))
                     .select((
@@ -414,112 +450,151 @@ pub fn index_keys(conn: &mut DbConnection, upto: i64) -> Result<(), AppError> {
             .execute(conn)?;
     }
     if indexed != upto {
-        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+        diesel::update(audit_head::table.filter(audit_head::id.eq(head_id)))
             .set(audit_head::indexed_seq.eq(upto))
             .execute(conn)?;
     }
     Ok(())
 }
 
-/// The first place where the stored chain does not hold.
+/// `audit_head.id` of a chain (an INTEGER column; chains are numbered from 1).
+pub fn chain_row(chain: i64) -> Result<i32, AppError> {
+    i32::try_from(chain).map_err(|_| AppError::internal("audit chain id out of range"))
+}
+
+/// The first place where the stored chains do not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainFault {
-    /// Entry `seq` does not follow on from the one before (deleted or reordered entries).
-    Gap { expected_seq: i64, found_seq: i64 },
-    /// Entry `seq` does not commit to the previous entry's hash.
+    /// Entry `seq` does not commit to the entry before it in its chain (entries deleted,
+    /// reordered or moved).
     BrokenLink { seq: i64 },
     /// Entry `seq` was altered after it was written.
     Altered { seq: i64 },
-    /// The chain ends before (or after) the recorded head: truncated or extended outside the writer.
-    HeadMismatch { head_seq: i64, last_seq: i64 },
+    /// A chain ends before (or after) its recorded head: truncated or extended outside
+    /// the writer.
+    HeadMismatch {
+        chain: i64,
+        head_seq: i64,
+        last_seq: i64,
+    },
+    /// Entries that belong to no chain with a head (a head row deleted).
+    Stray { count: i64 },
 }
 
 impl std::fmt::Display for ChainFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChainFault::Gap {
-                expected_seq,
-                found_seq,
-            } => write!(
+            ChainFault::BrokenLink { seq } => write!(
                 f,
-                "entry {found_seq}: expected entry {expected_seq} here (entries deleted or reordered)"
+                "entry {seq}: does not link to the entry before it (entries deleted, reordered or moved)"
             ),
-            ChainFault::BrokenLink { seq } => {
-                write!(f, "entry {seq}: does not link to the entry before it")
-            }
             ChainFault::Altered { seq } => {
                 write!(f, "entry {seq}: content does not match its hash (altered)")
             }
-            ChainFault::HeadMismatch { head_seq, last_seq } => write!(
+            ChainFault::HeadMismatch {
+                chain,
+                head_seq,
+                last_seq,
+            } => write!(
                 f,
-                "chain ends at entry {last_seq} but the head records entry {head_seq} (truncated)"
+                "chain {chain} ends at entry {last_seq} but its head records entry {head_seq} (truncated)"
+            ),
+            ChainFault::Stray { count } => write!(
+                f,
+                "{count} entries belong to no chain with a head (a chain's head was deleted)"
             ),
         }
     }
+}
+
+/// One chain as verified: its id, entries and head.
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    pub chain: i64,
+    pub entries: i64,
+    pub head: ChainHead,
 }
 
 /// Summary of a successful verification.
 #[derive(Debug, Clone)]
 pub struct ChainSummary {
     pub entries: i64,
-    pub head_hash: String,
+    pub chains: Vec<ChainState>,
 }
 
-/// Walks the whole chain in order, in pages, and reports the first fault.
+/// Walks every chain in order, in pages, in one snapshot (a live system keeps
+/// appending; entries and heads must be read as of one moment), and reports the first
+/// fault.
 pub fn verify(conn: &mut DbConnection) -> Result<Result<ChainSummary, ChainFault>, AppError> {
-    use crate::storage::schema::audit_head;
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut expected = 1i64;
-    loop {
-        let page: Vec<AuditRow> = audit_log::table
-            .filter(audit_log::seq.ge(expected))
-            .order(audit_log::seq.asc())
-            .limit(5000)
-            .select(AuditRow::as_select())
-            .load(conn)?;
-        if page.is_empty() {
-            break;
-        }
-        for row in page {
-            if row.seq != expected {
-                return Ok(Err(ChainFault::Gap {
-                    expected_seq: expected,
-                    found_seq: row.seq,
+    crate::storage::snapshot(conn, |conn| {
+        let mut chains = Vec::new();
+        let mut total = 0i64;
+        for (chain, head) in heads(conn)? {
+            let mut prev_hash = GENESIS_HASH.to_owned();
+            let mut last_seq = 0i64;
+            let mut entries = 0i64;
+            loop {
+                let page: Vec<AuditRow> = audit_log::table
+                    .filter(audit_log::chain.eq(chain))
+                    .filter(audit_log::seq.gt(last_seq))
+                    .order(audit_log::seq.asc())
+                    .limit(5000)
+                    .select(AuditRow::as_select())
+                    .load(conn)?;
+                if page.is_empty() {
+                    break;
+                }
+                for row in page {
+                    if row.prev_hash != prev_hash {
+                        return Ok(Err(ChainFault::BrokenLink { seq: row.seq }));
+                    }
+                    if entry_hash(&row) != row.hash {
+                        return Ok(Err(ChainFault::Altered { seq: row.seq }));
+                    }
+                    prev_hash = row.hash;
+                    last_seq = row.seq;
+                    entries += 1;
+                }
+            }
+            if head.seq != last_seq || head.hash != prev_hash {
+                return Ok(Err(ChainFault::HeadMismatch {
+                    chain,
+                    head_seq: head.seq,
+                    last_seq,
                 }));
             }
-            if row.prev_hash != prev_hash {
-                return Ok(Err(ChainFault::BrokenLink { seq: row.seq }));
-            }
-            if entry_hash(&row) != row.hash {
-                return Ok(Err(ChainFault::Altered { seq: row.seq }));
-            }
-            prev_hash = row.hash;
-            expected += 1;
+            total += entries;
+            chains.push(ChainState {
+                chain,
+                entries,
+                head,
+            });
         }
-    }
-    let (head_seq, head_hash): (i64, String) = audit_head::table
-        .filter(audit_head::id.eq(1))
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
-    let last_seq = expected - 1;
-    if head_seq != last_seq || head_hash != prev_hash {
-        return Ok(Err(ChainFault::HeadMismatch { head_seq, last_seq }));
-    }
-    Ok(Ok(ChainSummary {
-        entries: last_seq,
-        head_hash: prev_hash,
-    }))
+        let stored: i64 = audit_log::table.count().get_result(conn)?;
+        if stored != total {
+            return Ok(Err(ChainFault::Stray {
+                count: stored - total,
+            }));
+        }
+        Ok(Ok(ChainSummary {
+            entries: total,
+            chains,
+        }))
+    })
 }
 
-/// The chain head as recorded by the writer: what `samverkan audit head` prints, to be
-/// kept outside the database (an anchor).
-pub fn head(conn: &mut DbConnection) -> Result<ChainHead, AppError> {
+/// Every chain's head as recorded by its writer: what `samverkan audit head` prints, to
+/// be kept outside the database (anchors).
+pub fn heads(conn: &mut DbConnection) -> Result<Vec<(i64, ChainHead)>, AppError> {
     use crate::storage::schema::audit_head;
-    let (seq, hash): (i64, String) = audit_head::table
-        .filter(audit_head::id.eq(1))
-        .select((audit_head::seq, audit_head::hash))
-        .first(conn)?;
-    Ok(ChainHead { seq, hash })
+    let rows: Vec<(i32, i64, String)> = audit_head::table
+        .order(audit_head::id.asc())
+        .select((audit_head::id, audit_head::seq, audit_head::hash))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, seq, hash)| (i64::from(id), ChainHead { seq, hash }))
+        .collect())
 }
 
 /// An entry's position and hash kept outside the database (`SEQ:HASH`, as printed by

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::AppError;
 use crate::fields::{format_time, parse_time};
 use crate::storage::models::AuditRow;
-use crate::storage::schema::{audit_keys, audit_log};
+use crate::storage::schema::{audit_head, audit_keys, audit_log};
 use crate::storage::DbConnection;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -172,70 +173,148 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+type Backend = <DbConnection as diesel::Connection>::Backend;
+type Condition = Box<dyn BoxableExpression<audit_log::table, Backend, SqlType = Nullable<Bool>>>;
+
+/// How far each chain's keys are indexed: entries after that are read from audit_log.
+fn marks(conn: &mut DbConnection) -> Result<Vec<(i32, i64)>, AppError> {
+    Ok(audit_head::table
+        .select((audit_head::id, audit_head::indexed_seq))
+        .load(conn)?)
+}
+
+/// The entries no writer has copied into audit_keys yet: the tail of each chain (at most
+/// `SAMVERKAN_AUDIT_INDEX_EVERY` entries a chain).
+fn unindexed(marks: &[(i32, i64)]) -> Condition {
+    let mut any: Condition = Box::new(false.into_sql::<Bool>().nullable());
+    for &(chain, indexed) in marks {
+        any = Box::new(
+            any.or(audit_log::chain
+                .eq(i64::from(chain))
+                .and(audit_log::seq.gt(indexed))
+                .nullable()),
+        );
+    }
+    any
+}
+
+/// The filters of `f` on audit_log's own columns.
+fn matching(f: &AuditFilter) -> Condition {
+    let mut c: Condition = Box::new(true.into_sql::<Bool>().nullable());
+    macro_rules! and {
+        ($e:expr) => {
+            c = Box::new(c.and($e))
+        };
+    }
+    if let Some(v) = &f.actor {
+        and!(audit_log::actor_username.eq(v.clone()));
+    }
+    if let Some(v) = &f.organization {
+        and!(audit_log::actor_org_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.record {
+        and!(audit_log::record_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.action {
+        and!(audit_log::action.eq(v.clone()));
+    }
+    if let Some(v) = &f.outcome {
+        and!(audit_log::outcome.eq(v.clone()));
+    }
+    if let Some(v) = &f.purpose {
+        and!(audit_log::purpose.eq(v.clone()));
+    }
+    if let Some(v) = f.since {
+        and!(audit_log::at.ge(v));
+    }
+    if let Some(v) = f.until {
+        and!(audit_log::at.lt(v));
+    }
+    if let Some(v) = f.before_seq {
+        and!(audit_log::seq.lt(v));
+    }
+    c
+}
+
 /// Entries matching `f`, newest first. The lookups go through `audit_keys` (the indexed
-/// copy of actor, record and time that the writer keeps); the API brings it up to date
-/// in the commit that audits the query, so nothing before the query is missed. The
-/// indexed columns are matched on the entry itself too, so keys and entries agree.
+/// copy of actor, record and time that each writer keeps for its chain), and the few
+/// entries not yet copied are read from audit_log itself, in the same snapshot: nothing
+/// committed before the query is missed, and no instance has to index another's chain.
+/// The indexed columns are matched on the entry itself too, so keys and entries agree.
 pub fn search(
     conn: &mut DbConnection,
     f: &AuditFilter,
 ) -> Result<(Vec<AuditEntryView>, Option<String>), AppError> {
-    let mut q = audit_keys::table
-        .inner_join(audit_log::table.on(audit_log::seq.eq(audit_keys::seq)))
-        .select(AuditRow::as_select())
-        .into_boxed();
-    if let Some(v) = &f.actor {
-        q = q
-            .filter(audit_keys::actor_username.eq(v.clone()))
-            .filter(audit_log::actor_username.eq(v.clone()));
-    }
-    if let Some(v) = &f.organization {
-        q = q.filter(audit_log::actor_org_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.record {
-        q = q
-            .filter(audit_keys::record_id.eq(v.clone()))
-            .filter(audit_log::record_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.action {
-        q = q.filter(audit_log::action.eq(v.clone()));
-    }
-    if let Some(v) = &f.outcome {
-        q = q.filter(audit_log::outcome.eq(v.clone()));
-    }
-    if let Some(v) = &f.purpose {
-        q = q.filter(audit_log::purpose.eq(v.clone()));
-    }
-    if let Some(v) = f.since {
-        q = q.filter(audit_keys::at.ge(v)).filter(audit_log::at.ge(v));
-    }
-    if let Some(v) = f.until {
-        q = q.filter(audit_keys::at.lt(v)).filter(audit_log::at.lt(v));
-    }
-    if let Some(v) = f.before_seq {
-        q = q.filter(audit_keys::seq.lt(v)).filter(audit_log::seq.lt(v));
-    }
-    // Walk the side that has the lookup: SQLite then reads newest first and stops at the
-    // limit, where ordering by the other side would sort the whole match.
-    let keyed = f.actor.is_some() || f.record.is_some() || f.since.is_some() || f.until.is_some();
-    q = if keyed {
-        q.order(audit_keys::seq.desc())
-    } else {
-        q.order(audit_log::seq.desc())
-    };
-    let rows: Vec<AuditRow> = q.limit(f.limit + 1).load(conn)?;
-    let more = rows.len() as i64 > f.limit;
-    let items: Vec<AuditEntryView> = rows
-        .into_iter()
-        .take(f.limit as usize)
-        .map(Into::into)
-        .collect();
-    let next = if more {
-        items.last().map(|e| e.seq.to_string())
-    } else {
-        None
-    };
-    Ok((items, next))
+    crate::storage::snapshot(conn, |conn| {
+        let marks = marks(conn)?;
+        let mut q = audit_keys::table
+            .inner_join(audit_log::table.on(audit_log::seq.eq(audit_keys::seq)))
+            .select(AuditRow::as_select())
+            .into_boxed();
+        if let Some(v) = &f.actor {
+            q = q
+                .filter(audit_keys::actor_username.eq(v.clone()))
+                .filter(audit_log::actor_username.eq(v.clone()));
+        }
+        if let Some(v) = &f.organization {
+            q = q.filter(audit_log::actor_org_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.record {
+            q = q
+                .filter(audit_keys::record_id.eq(v.clone()))
+                .filter(audit_log::record_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.action {
+            q = q.filter(audit_log::action.eq(v.clone()));
+        }
+        if let Some(v) = &f.outcome {
+            q = q.filter(audit_log::outcome.eq(v.clone()));
+        }
+        if let Some(v) = &f.purpose {
+            q = q.filter(audit_log::purpose.eq(v.clone()));
+        }
+        if let Some(v) = f.since {
+            q = q.filter(audit_keys::at.ge(v)).filter(audit_log::at.ge(v));
+        }
+        if let Some(v) = f.until {
+            q = q.filter(audit_keys::at.lt(v)).filter(audit_log::at.lt(v));
+        }
+        if let Some(v) = f.before_seq {
+            q = q.filter(audit_keys::seq.lt(v)).filter(audit_log::seq.lt(v));
+        }
+        // Walk the side that has the lookup: SQLite then reads newest first and stops at
+        // the limit, where ordering by the other side would sort the whole match.
+        let keyed =
+            f.actor.is_some() || f.record.is_some() || f.since.is_some() || f.until.is_some();
+        q = if keyed {
+            q.order(audit_keys::seq.desc())
+        } else {
+            q.order(audit_log::seq.desc())
+        };
+        let mut rows: Vec<AuditRow> = q.limit(f.limit + 1).load(conn)?;
+        let tail: Vec<AuditRow> = audit_log::table
+            .filter(unindexed(&marks))
+            .filter(matching(f))
+            .order(audit_log::seq.desc())
+            .limit(f.limit + 1)
+            .select(AuditRow::as_select())
+            .load(conn)?;
+        rows.extend(tail);
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.seq));
+        rows.dedup_by_key(|r| r.seq);
+        let more = rows.len() as i64 > f.limit;
+        let items: Vec<AuditEntryView> = rows
+            .into_iter()
+            .take(f.limit as usize)
+            .map(Into::into)
+            .collect();
+        let next = if more {
+            items.last().map(|e| e.seq.to_string())
+        } else {
+            None
+        };
+        Ok((items, next))
+    })
 }
 
 /// One line per entry for a SIEM.
@@ -299,27 +378,53 @@ pub fn summary(
     since: Option<i64>,
     until: Option<i64>,
 ) -> Result<Vec<UserActivity>, AppError> {
-    // Through audit_keys, like `search`: a period is a range of its time index.
+    let rows = crate::storage::snapshot(conn, |conn| summary_rows(conn, since, until))?;
+    Ok(activity(rows))
+}
+
+type Row = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    i64,
+);
+
+/// Counts per actor, action, kind and outcome: through audit_keys (a period is a range of
+/// its time index), plus the entries not yet indexed.
+fn summary_rows(
+    conn: &mut DbConnection,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<Vec<Row>, AppError> {
+    let marks = marks(conn)?;
+    let period = AuditFilter {
+        actor: None,
+        organization: None,
+        record: None,
+        action: None,
+        outcome: None,
+        purpose: None,
+        since,
+        until,
+        before_seq: None,
+        limit: 0,
+    };
+    let columns = (
+        audit_log::actor_username,
+        audit_log::actor_org_id,
+        audit_log::actor_role,
+        audit_log::action,
+        audit_log::record_kind,
+        audit_log::outcome,
+    );
     let mut q = audit_keys::table
         .inner_join(audit_log::table.on(audit_log::seq.eq(audit_keys::seq)))
         .filter(audit_log::actor_username.is_not_null())
-        .group_by((
-            audit_log::actor_username,
-            audit_log::actor_org_id,
-            audit_log::actor_role,
-            audit_log::action,
-            audit_log::record_kind,
-            audit_log::outcome,
-        ))
-        .select((
-            audit_log::actor_username,
-            audit_log::actor_org_id,
-            audit_log::actor_role,
-            audit_log::action,
-            audit_log::record_kind,
-            audit_log::outcome,
-            count_star(),
-        ))
+        .group_by(columns)
+        .select((columns, count_star()))
         .into_boxed();
     if let Some(s) = since {
         q = q.filter(audit_keys::at.ge(s)).filter(audit_log::at.ge(s));
@@ -327,16 +432,31 @@ pub fn summary(
     if let Some(u) = until {
         q = q.filter(audit_keys::at.lt(u)).filter(audit_log::at.lt(u));
     }
-    type Row = (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-        String,
+    type Grouped = (
+        (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+        ),
         i64,
     );
-    let rows: Vec<Row> = q.load(conn)?;
+    let flat = |((a, o, r, ac, k, out), n): Grouped| (a, o, r, ac, k, out, n);
+    let mut rows: Vec<Row> = q.load(conn)?.into_iter().map(flat).collect();
+    let tail = audit_log::table
+        .filter(unindexed(&marks))
+        .filter(audit_log::actor_username.is_not_null())
+        .filter(matching(&period))
+        .group_by(columns)
+        .select((columns, count_star()))
+        .load(conn)?;
+    rows.extend(tail.into_iter().map(flat));
+    Ok(rows)
+}
+
+fn activity(rows: Vec<Row>) -> Vec<UserActivity> {
     let mut by_user: BTreeMap<String, UserActivity> = BTreeMap::new();
     for (actor, org, role, action, kind, outcome, n) in rows {
         let Some(actor) = actor else { continue };
@@ -362,5 +482,5 @@ pub fn summary(
             a.writes += n;
         }
     }
-    Ok(by_user.into_values().collect())
+    by_user.into_values().collect()
 }

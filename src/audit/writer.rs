@@ -3,7 +3,14 @@
 //! commit): one durable commit answers many requests, and a request is answered only
 //! after the commit that holds its audit entry. The commit itself waits for the disk;
 //! whatever queues meanwhile rides the next one.
+//!
+//! Each writer appends to its own hash chain (a row of `audit_head` it claims when it
+//! starts; see SECURITY.md), so instances on one PostgreSQL never wait for each other's
+//! audit head. And each group checks, inside its transaction, that the sessions of the
+//! requests it answers are still live and unchanged: a logout, a disable, a password or
+//! role change committed by any instance refuses the next request on every instance.
 
+use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -13,69 +20,86 @@ use diesel::backend::Backend;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sql_types::{BigInt, HasSqlType, Integer, Text};
 use tokio::sync::oneshot;
 
 use crate::audit::{self, AuditEntry, ChainHead};
+use crate::auth::Principal;
 use crate::error::AppError;
 use crate::storage::cache::{stored_generation, Generation};
 use crate::storage::models::AuditRow;
-use crate::storage::schema::audit_head;
-use crate::storage::{self, establish, DatabaseUrl, DbConnection, StorageError};
+use crate::storage::schema::{audit_head, sessions, users};
+use crate::storage::{self, establish, now_micros, DatabaseUrl, DbConnection, StorageError};
 
 /// Most jobs committed together; bounds the time one transaction holds the lock.
 const MAX_BATCH: usize = 256;
 /// Jobs waiting for the writer before new requests wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
 
-/// What a job can do inside the group transaction: write rows and append audit entries.
+/// What a job can do inside the group transaction: write rows and add audit entries,
+/// which the group places in its chain, with everyone else's, before it commits.
 pub struct Tx<'a> {
     pub conn: &'a mut DbConnection,
-    head: &'a mut ChainHead,
+    group: &'a mut Group,
 }
 
 impl Tx<'_> {
-    /// Appends one entry to the hash chain, in the same transaction as the job's writes.
+    /// Adds one entry to the chain, in the same transaction as the job's writes.
     pub fn audit(&mut self, entry: &AuditEntry) -> Result<(), AppError> {
-        audit::append(self.conn, self.head, entry)
+        self.audit_all(std::slice::from_ref(entry))
     }
 
-    /// Appends several entries in order, in as few statements as possible.
+    /// Adds several entries in order.
     pub fn audit_all(&mut self, entries: &[AuditEntry]) -> Result<(), AppError> {
-        audit::append_all(self.conn, self.head, entries)
-    }
-
-    /// Brings the audit trail's lookup keys up to every entry so far, this job's included:
-    /// what an auditor's query runs after, so that it sees everything before it.
-    pub fn index_audit(&mut self) -> Result<(), AppError> {
-        audit::index_keys(self.conn, self.head.seq)
+        audit::unplaced(
+            self.group.chain,
+            entries.iter().cloned(),
+            &mut self.group.pending,
+        );
+        Ok(())
     }
 }
 
-/// The open group's end of the audit chain: its head, and the entries of the reads it
-/// audited that are chained but not yet written. Those go in together, in as few
-/// statements as possible, before any other job runs and before the commit, so every
-/// job and the commit see the chain whole.
+/// The open group: the writer's chain and the entries its jobs added, placed in the
+/// chain and written together in as few statements as possible just before the commit.
 struct Group {
-    head: ChainHead,
+    chain: i64,
     pending: Vec<AuditRow>,
 }
 
-impl Group {
-    fn write_pending(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
-        if !self.pending.is_empty() {
-            audit::insert_rows(conn, &self.pending)?;
-            self.pending.clear();
+/// What a request's session looked like when its user was read: the group refuses the
+/// request if any of it changed since (see [`check_sessions`]).
+#[derive(Debug, Clone)]
+pub struct SessionStamp {
+    session_id: String,
+    user_id: String,
+    token_epoch: i64,
+    user_updated_at: i64,
+}
+
+impl SessionStamp {
+    pub fn of(p: &Principal) -> Self {
+        SessionStamp {
+            session_id: p.session_id.clone(),
+            user_id: p.user.id.clone(),
+            token_epoch: p.user.token_epoch,
+            user_updated_at: p.user.updated_at,
         }
-        Ok(())
     }
 }
 
 type Completion = Box<dyn FnOnce(bool) + Send>;
 /// A job writes inside the group transaction and says how to answer once it is decided;
 /// `true` beside the completion means the job failed outside a savepoint, so the whole
-/// group must roll back.
-type Job = Box<dyn FnOnce(&mut DbConnection, &mut Group) -> (Completion, bool) + Send>;
+/// group must roll back. `refused` is set when the job's session no longer holds: the
+/// job then only answers with it.
+type Run =
+    Box<dyn FnOnce(&mut DbConnection, &mut Group, Option<AppError>) -> (Completion, bool) + Send>;
+
+struct Job {
+    stamp: Option<SessionStamp>,
+    run: Run,
+}
 
 #[derive(Clone)]
 pub struct Writer {
@@ -104,66 +128,100 @@ impl Writer {
     }
 
     /// Runs `f` in the next group transaction (inside its own savepoint, so a failing job
-    /// rolls back alone) and resolves once that transaction is durable.
+    /// rolls back alone) and resolves once that transaction is durable. For writes no
+    /// signed-in user asked for (sign-in, the command line, background jobs).
     pub async fn write<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_checked(None, f).await
+    }
+
+    /// [`Writer::write`] for a signed-in user: refused, with nothing written, if the
+    /// user's session ended or the user changed since the request read them.
+    pub async fn write_as<T, F>(&self, p: &Principal, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_checked(Some(SessionStamp::of(p)), f).await
+    }
+
+    async fn write_checked<T, F>(&self, stamp: Option<SessionStamp>, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, AppError>>();
-        let job: Job = Box::new(move |conn: &mut DbConnection, group: &mut Group| {
-            if let Err(e) = group.write_pending(conn) {
-                // The group cannot commit without those entries: it rolls back whole.
-                tracing::error!(error = %e, "cannot write audit entries");
+        let run: Run = Box::new(move |conn, group, refused| {
+            if let Some(e) = refused {
                 let done: Completion = Box::new(move |_| {
-                    let _ = done_tx.send(Err(AppError::internal("audit append failed")));
+                    let _ = done_tx.send(Err(e));
                 });
-                return (done, true);
+                return (done, false);
             }
-            let head = &mut group.head;
-            let before = head.clone();
+            let mark = group.pending.len();
             let result = conn.transaction(|c| {
-                let mut tx = Tx { conn: c, head };
+                let mut tx = Tx { conn: c, group };
                 f(&mut tx)
             });
             if result.is_err() {
-                *head = before;
+                // Its savepoint is rolled back: so are its entries.
+                group.pending.truncate(mark);
             }
             let done: Completion = Box::new(move |committed: bool| {
                 let outcome = if committed {
                     result
                 } else {
-                    Err(AppError::internal("group commit failed"))
+                    Err(AppError::Unavailable)
                 };
                 let _ = done_tx.send(outcome);
             });
             (done, false)
         });
-        self.submit(job).await?;
+        self.submit(Job { stamp, run }).await?;
         done_rx
             .await
             .map_err(|_| AppError::internal("writer dropped a job"))?
     }
 
-    /// Appends audit entries in the next group transaction and resolves once they are
-    /// durable. No savepoint of its own (the hot path of every read): the entries are
-    /// chained at once and written with the group's others; if that fails, the whole
-    /// group rolls back and every request in it gets an error.
+    /// Adds audit entries of a signed-in user's read in the next group transaction and
+    /// resolves once they are durable; refused if the user's session ended or the user
+    /// changed since the read began (the answer is then not sent). No savepoint of its
+    /// own (the hot path of every read): if the group fails, every request in it gets
+    /// an error. With no entries it only checks the session (an empty list).
+    pub async fn audit_as(&self, p: &Principal, entries: Vec<AuditEntry>) -> Result<(), AppError> {
+        self.audit_checked(Some(SessionStamp::of(p)), entries).await
+    }
+
+    /// [`Writer::audit_as`] for entries no signed-in user's request made.
     pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), AppError> {
+        self.audit_checked(None, entries).await
+    }
+
+    async fn audit_checked(
+        &self,
+        stamp: Option<SessionStamp>,
+        entries: Vec<AuditEntry>,
+    ) -> Result<(), AppError> {
         let (done_tx, done_rx) = oneshot::channel::<Result<(), AppError>>();
-        let job: Job = Box::new(move |_conn: &mut DbConnection, group: &mut Group| {
-            audit::chain(&mut group.head, entries, &mut group.pending);
+        let run: Run = Box::new(move |_conn, group, refused| {
+            let refusal = refused.map(Err);
+            if refusal.is_none() {
+                audit::unplaced(group.chain, entries, &mut group.pending);
+            }
             let done: Completion = Box::new(move |committed: bool| {
-                let outcome = if committed {
-                    Ok(())
-                } else {
-                    Err(AppError::internal("audit append failed"))
+                let outcome = match refusal {
+                    Some(refused) => refused,
+                    None if committed => Ok(()),
+                    None => Err(AppError::Unavailable),
                 };
                 let _ = done_tx.send(outcome);
             });
             (done, false)
         });
-        self.submit(job).await?;
+        self.submit(Job { stamp, run }).await?;
         done_rx
             .await
             .map_err(|_| AppError::internal("writer dropped a job"))?
@@ -267,14 +325,138 @@ fn start_checkpointer(url: &DatabaseUrl) -> Option<std_mpsc::SyncSender<()>> {
     }
 }
 
+/// The advisory lock class under which a PostgreSQL writer holds its chain ("audt").
+const CHAIN_LOCK_CLASS: i32 = 0x6175_6474;
+
+/// Opens the writer's connection and claims a chain for it. On PostgreSQL the chain is
+/// held by a session advisory lock for as long as the connection lives: the first chain
+/// no live writer holds, or a new one. On SQLite one writer at a time holds the write
+/// lock, so every writer appends to chain 1.
+fn connect_and_claim(url: &DatabaseUrl) -> Result<(DbConnection, bool, i64), StorageError> {
+    let (mut conn, wal) = open_writer(url)?;
+    let chain = match &mut conn {
+        DbConnection::Sqlite(_) => 1,
+        DbConnection::Pg(c) => claim_chain(c)?,
+    };
+    // The chain's entries not yet indexed may be an earlier writer's: bring its keys up
+    // to its head, so the review's unindexed tail stays short.
+    let head_id = audit::chain_row(chain).map_err(|e| StorageError::Thread(e.to_string()))?;
+    let seq: i64 = audit_head::table
+        .filter(audit_head::id.eq(head_id))
+        .select(audit_head::seq)
+        .first(&mut conn)?;
+    if let Err(e) = conn.transaction(|c| audit::index_keys(c, chain, seq)) {
+        tracing::warn!(error = %e, chain, "cannot index the claimed chain's keys; the writer will");
+    }
+    tracing::info!(chain, "audit chain claimed");
+    Ok((conn, wal, chain))
+}
+
+fn claim_chain(c: &mut diesel::PgConnection) -> Result<i64, StorageError> {
+    #[derive(QueryableByName)]
+    struct Got {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        got: bool,
+    }
+    let try_lock = |c: &mut diesel::PgConnection, id: i32| -> Result<bool, StorageError> {
+        Ok(
+            diesel::sql_query("SELECT pg_try_advisory_lock($1, $2) AS got")
+                .bind::<Integer, _>(CHAIN_LOCK_CLASS)
+                .bind::<Integer, _>(id)
+                .get_result::<Got>(c)?
+                .got,
+        )
+    };
+    loop {
+        let ids: Vec<i32> = audit_head::table
+            .order(audit_head::id.asc())
+            .select(audit_head::id)
+            .load(c)?;
+        for &id in &ids {
+            if try_lock(c, id)? {
+                return Ok(i64::from(id));
+            }
+        }
+        // Every chain is held: start a new one. Two writers may pick the same id at
+        // once; the loser's insert fails on the key and it looks again.
+        let next = ids.iter().max().copied().unwrap_or(0) + 1;
+        let inserted = diesel::insert_into(audit_head::table)
+            .values((
+                audit_head::id.eq(next),
+                audit_head::seq.eq(0i64),
+                audit_head::hash.eq(audit::GENESIS_HASH),
+                audit_head::indexed_seq.eq(0i64),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        if inserted == 1 && try_lock(c, next)? {
+            return Ok(i64::from(next));
+        }
+    }
+}
+
+/// Which sessions of a group still hold: one query for all of them. A request whose
+/// session was revoked or expired, whose user was disabled or had its password changed,
+/// gets a 401; one whose user's role, organisation or places changed since the request
+/// read them gets a 409 and is sent again by the client (the next read sees the change).
+fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Option<AppError>>> {
+    let mut ids: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| j.stamp.as_ref().map(|s| s.session_id.as_str()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(jobs.iter().map(|_| None).collect());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    type Now = (String, String, Option<i64>, i64, bool, i64, i64);
+    let rows: Vec<Now> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(&ids))
+        .select((
+            sessions::id,
+            sessions::user_id,
+            sessions::revoked_at,
+            sessions::expires_at,
+            users::disabled,
+            users::token_epoch,
+            users::updated_at,
+        ))
+        .load(conn)?;
+    let by_id: HashMap<&str, &Now> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
+    let now = now_micros();
+    Ok(jobs
+        .iter()
+        .map(|j| {
+            let stamp = j.stamp.as_ref()?;
+            let live = by_id.get(stamp.session_id.as_str()).filter(|r| {
+                r.1 == stamp.user_id
+                    && r.2.is_none()
+                    && r.3 > now
+                    && !r.4
+                    && r.5 == stamp.token_epoch
+            });
+            match live {
+                None => Some(AppError::invalid_token(
+                    "The session has ended: sign in again.",
+                )),
+                Some(r) if r.6 != stamp.user_updated_at => Some(AppError::Conflict(
+                    "Your role, organisation or places changed while this request ran; send it again.".into(),
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect())
+}
+
 fn run(
     url: DatabaseUrl,
     rx: std_mpsc::Receiver<Job>,
     generation_counter: Arc<Generation>,
     index_every: i64,
 ) {
-    let (mut conn, wal) = loop {
-        match open_writer(&url) {
+    let (mut conn, wal, mut chain) = loop {
+        match connect_and_claim(&url) {
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(error = %e, "writer cannot open the database; retrying");
@@ -291,48 +473,40 @@ fn run(
         let batch = gather(first, &rx);
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut generation = None;
+        let mut refused_any = false;
         let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
-            // Taking the row lock first serialises chain appends across instances
-            // (PostgreSQL) and takes the write lock at once (SQLite).
-            run_fixed(c, LockHead)?;
-            let (seq, hash, indexed) = audit_head::table
-                .filter(audit_head::id.eq(1))
-                .select((audit_head::seq, audit_head::hash, audit_head::indexed_seq))
-                .first::<(i64, String, i64)>(c)?;
+            // The chain's row lock: only this writer appends to the chain, but should two
+            // ever hold it (a lost connection's lock released while its writer still
+            // ran), they take turns and the chain never forks. On SQLite this takes the
+            // write lock at once.
+            let head_id =
+                audit::chain_row(chain).map_err(|_| diesel::result::Error::RollbackTransaction)?;
+            if run_fixed(c, LockHead { id: head_id })? != 1 {
+                tracing::error!(chain, "the audit chain's head row is gone");
+                return Err(diesel::result::Error::NotFound);
+            }
+            let refusals = check_sessions(c, &batch)?;
+            refused_any = refusals.iter().any(Option::is_some);
             let mut group = Group {
-                head: ChainHead { seq, hash },
+                chain,
                 pending: Vec::new(),
             };
             let mut poisoned = false;
-            for job in batch {
-                let (done, failed) = job(c, &mut group);
+            for (job, refused) in batch.into_iter().zip(refusals) {
+                let (done, failed) = (job.run)(c, &mut group, refused);
                 completions.push(done);
                 poisoned |= failed;
-            }
-            if !poisoned {
-                if let Err(e) = group.write_pending(c) {
-                    tracing::error!(error = %e, "cannot write audit entries");
-                    poisoned = true;
-                }
             }
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
-            let head = &group.head;
-            if head.seq - indexed >= index_every {
-                // In a savepoint: a failure here loses no entry, only delays the keys
-                // (the next batch, or an auditor's query, copies them).
-                if let Err(e) = c.transaction(|c| audit::index_keys(c, head.seq)) {
-                    tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
+            if !group.pending.is_empty() {
+                if let Err(e) = place_and_write(c, chain, head_id, &mut group.pending, index_every)
+                {
+                    tracing::error!(error = %e, "cannot write audit entries");
+                    return Err(diesel::result::Error::RollbackTransaction);
                 }
             }
-            run_fixed(
-                c,
-                SetHead {
-                    seq: head.seq,
-                    hash: &head.hash,
-                },
-            )?;
             generation = Some(stored_generation(c)?);
             Ok(())
         });
@@ -346,8 +520,9 @@ fn run(
             }
         };
         // Before anyone hears of this commit: a change it made (or one made elsewhere
-        // since the last commit) must not be answered from a cache.
-        if !committed || generation != seen_generation {
+        // since the last commit) must not be answered from a cache; nor may a session
+        // this group found changed.
+        if !committed || refused_any || generation != seen_generation {
             generation_counter.invalidate();
             seen_generation = generation;
         }
@@ -363,10 +538,12 @@ fn run(
             done(committed);
         }
         if !committed {
-            // The connection may be gone (database restarted): get a fresh one.
-            conn = loop {
-                match open_writer(&url) {
-                    Ok((c, _)) => break c,
+            // The connection may be gone (database restarted, or the server ended a
+            // transaction this process left idle): get a fresh one, and a chain with it
+            // (a lost connection's advisory lock is gone).
+            (conn, _, chain) = loop {
+                match connect_and_claim(&url) {
+                    Ok(c) => break c,
                     Err(e) => {
                         tracing::error!(error = %e, "writer cannot reconnect; retrying");
                         thread::sleep(Duration::from_millis(500));
@@ -375,6 +552,41 @@ fn run(
             };
         }
     }
+}
+
+/// Places the group's entries at the end of its chain and writes them, moves the head
+/// on and, every `index_every` entries, copies their lookup keys.
+fn place_and_write(
+    c: &mut DbConnection,
+    chain: i64,
+    head_id: i32,
+    pending: &mut [AuditRow],
+    index_every: i64,
+) -> Result<(), AppError> {
+    let (seq, hash, indexed) = audit_head::table
+        .filter(audit_head::id.eq(head_id))
+        .select((audit_head::seq, audit_head::hash, audit_head::indexed_seq))
+        .first::<(i64, String, i64)>(c)?;
+    let mut head = ChainHead { seq, hash };
+    let seqs = audit::allocate(c, pending.len())?;
+    audit::link(&mut head, &seqs, pending);
+    audit::insert_rows(c, pending)?;
+    run_fixed(
+        c,
+        SetHead {
+            id: head_id,
+            seq: head.seq,
+            hash: &head.hash,
+        },
+    )?;
+    // Counted in entries of the whole trail: a chain's own count may be a fraction.
+    if head.seq - indexed >= index_every {
+        // In a savepoint: a failure here loses no entry, only delays the keys.
+        if let Err(e) = c.transaction(|c| audit::index_keys(c, chain, head.seq)) {
+            tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
+        }
+    }
+    Ok(())
 }
 
 /// Runs a statement whose SQL never varies. diesel prepares every UPDATE it builds anew
@@ -391,18 +603,24 @@ where
     }
 }
 
-/// Takes the head's row lock (PostgreSQL: serialises chain appends across instances) and
-/// the write lock at once (SQLite).
-struct LockHead;
+/// Takes the chain head's row lock (PostgreSQL) and the write lock at once (SQLite).
+struct LockHead {
+    id: i32,
+}
 
 impl QueryId for LockHead {
     type QueryId = LockHead;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<DB: Backend> QueryFragment<DB> for LockHead {
+impl<DB> QueryFragment<DB> for LockHead
+where
+    DB: Backend + HasSqlType<Integer>,
+    i32: ToSql<Integer, DB>,
+{
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_sql("UPDATE audit_head SET seq = seq WHERE id = 1");
+        out.push_sql("UPDATE audit_head SET seq = seq WHERE id = ");
+        out.push_bind_param::<Integer, _>(&self.id)?;
         Ok(())
     }
 }
@@ -411,6 +629,7 @@ impl<C> RunQueryDsl<C> for LockHead {}
 
 /// Moves the stored head to the group's last entry.
 struct SetHead<'a> {
+    id: i32,
     seq: i64,
     hash: &'a str,
 }
@@ -422,16 +641,18 @@ impl QueryId for SetHead<'_> {
 
 impl<DB> QueryFragment<DB> for SetHead<'_>
 where
-    DB: Backend + HasSqlType<BigInt> + HasSqlType<Text>,
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<Text> + HasSqlType<Integer>,
     i64: ToSql<BigInt, DB>,
     str: ToSql<Text, DB>,
+    i32: ToSql<Integer, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("UPDATE audit_head SET seq = ");
         out.push_bind_param::<BigInt, _>(&self.seq)?;
         out.push_sql(", hash = ");
         out.push_bind_param::<Text, _>(self.hash)?;
-        out.push_sql(" WHERE id = 1");
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Integer, _>(&self.id)?;
         Ok(())
     }
 }

@@ -71,10 +71,52 @@ pub enum StorageError {
     Thread(String),
 }
 
+/// How long a PostgreSQL statement waits for a lock another session holds, and how long
+/// a session may sit idle inside a transaction before the server ends it (rolling back
+/// and releasing its locks). Together they bound what a stuck or cut-off instance costs
+/// the others to a few seconds; nothing of ours legitimately waits or idles that long.
+pub const PG_LOCK_TIMEOUT: &str = "5s";
+pub const PG_IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
+/// TCP keepalives on both ends, so a peer that vanished without closing (a network
+/// partition, a frozen host) is noticed in seconds, not after the kernel's two hours:
+/// libpq's options for our end, the server's settings for its end.
+const PG_CLIENT_KEEPALIVES: &[(&str, &str)] = &[
+    ("keepalives", "1"),
+    ("keepalives_idle", "10"),
+    ("keepalives_interval", "5"),
+    ("keepalives_count", "3"),
+    ("connect_timeout", "10"),
+];
+
+/// The URL with our client-side connection options added where it does not set them.
+fn with_client_options(url: &str) -> String {
+    let mut out = url.to_owned();
+    for (key, value) in PG_CLIENT_KEEPALIVES {
+        let present = url
+            .split_once('?')
+            .is_some_and(|(_, q)| q.split('&').any(|kv| kv.split('=').next() == Some(key)));
+        if !present {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(&format!("{key}={value}"));
+        }
+    }
+    out
+}
+
 /// Opens one connection, with the per-connection settings each backend needs.
 pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, StorageError> {
     match url {
-        DatabaseUrl::Postgres(u) => Ok(DbConnection::Pg(diesel::PgConnection::establish(u)?)),
+        DatabaseUrl::Postgres(u) => {
+            let mut conn = diesel::PgConnection::establish(&with_client_options(u))?;
+            conn.batch_execute(&format!(
+                "SET lock_timeout = '{PG_LOCK_TIMEOUT}'; \
+                 SET idle_in_transaction_session_timeout = '{PG_IDLE_IN_TRANSACTION_TIMEOUT}'; \
+                 SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+                 SET tcp_keepalives_count = 3;"
+            ))?;
+            Ok(DbConnection::Pg(conn))
+        }
         DatabaseUrl::Sqlite(path) => {
             let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
             // WAL lets readers run beside the single writer; FULL makes each group commit
@@ -88,17 +130,62 @@ pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, StorageError> {
     }
 }
 
-/// Applies the pending migrations of the backend in use.
+/// The advisory lock key that serialises migrations across instances ("samv" "migr").
+const MIGRATION_LOCK: i64 = 0x7361_6d76_6d69_6772;
+
+/// Applies the pending migrations of the backend in use, in one transaction that first
+/// takes the database's migration lock, so replicas started together on an empty
+/// database migrate one after the other and the later ones find nothing to do
+/// (PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock, taken at
+/// BEGIN IMMEDIATE).
 pub fn migrate(url: &DatabaseUrl) -> Result<usize, StorageError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let mut conn = establish(url)?;
     let applied = match &mut conn {
-        DbConnection::Pg(c) => c
-            .run_pending_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len()),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Pg(c) => c.transaction::<_, BoxError, _>(|c| {
+            // Another replica may take a while to migrate: wait for it, not lock_timeout.
+            c.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '10min'; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});"
+            ))?;
+            Ok(c.run_pending_migrations(POSTGRES_MIGRATIONS)?.len())
+        }),
+        DbConnection::Sqlite(c) => c.immediate_transaction::<_, BoxError, _>(|c| {
+            Ok(c.run_pending_migrations(SQLITE_MIGRATIONS)?.len())
+        }),
     }
     .map_err(|e| StorageError::Migration(e.to_string()))?;
     Ok(applied)
+}
+
+/// Serialises the rest of the current transaction with every other transaction that
+/// locks the same `key`, on any instance: for a check-then-write that a unique key cannot
+/// guard (counting login attempts, seeding what is missing). PostgreSQL: a
+/// transaction-scoped advisory lock (bounded by `lock_timeout`); SQLite: nothing to do,
+/// a writing transaction already holds the database's one write lock.
+pub fn lock_key(conn: &mut DbConnection, key: &str) -> QueryResult<()> {
+    if let DbConnection::Pg(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` in one read-only snapshot: everything it reads is as of one moment, however
+/// much the writers commit meanwhile (PostgreSQL: REPEATABLE READ; SQLite: one read
+/// transaction, whose snapshot WAL mode keeps from its first read).
+pub fn snapshot<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let pg = matches!(conn, DbConnection::Pg(_));
+    conn.transaction(|c| {
+        if pg {
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        f(c)
+    })
 }
 
 type DbJob = Box<dyn FnOnce(&mut DbConnection) -> bool + Send>;

@@ -213,4 +213,6 @@ pub struct AuditRow {
     pub changes: Option<String>,
     /// `web` for the pages; NULL for the API and the CLI.
     pub channel: Option<String>,
+    /// The writer's chain (`audit_head.id`); 1 on SQLite and before issue 20.
+    pub chain: i64,
 }

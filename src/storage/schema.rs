@@ -188,6 +188,8 @@ diesel::table! {
         hash -> Text,
         changes -> Nullable<Text>,
         channel -> Nullable<Text>,
+        /// The writer's chain the entry belongs to (`audit_head.id`).
+        chain -> BigInt,
     }
 }
 
@@ -199,6 +201,7 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row per hash chain: its last entry and how far its keys are indexed.
     audit_head (id) {
         id -> Integer,
         seq -> BigInt,

@@ -24,7 +24,8 @@ struct AuditPage {
     until: String,
     entries: Vec<AuditEntryView>,
     summary: Vec<UserActivity>,
-    head: crate::audit::ChainHead,
+    /// Every writer's chain: its id and head.
+    heads: Vec<(i64, crate::audit::ChainHead)>,
     verified: Option<String>,
     export: String,
     next: Option<String>,
@@ -94,19 +95,19 @@ pub async fn search(
         && state
             .policy
             .is_allowed(&p.attrs, Action::ReadAudit, &Resource::AuditLog);
-    let (head, verified) = state
+    let (heads, verified) = state
         .db
         .run(move |c| {
-            let head = crate::audit::head(c)?;
+            let heads = crate::audit::heads(c)?;
             let verified = if verify {
                 Some(match crate::audit::verify(c)? {
-                    Ok(sum) => format!("ok: {} · {}", sum.entries, sum.head_hash),
+                    Ok(sum) => format!("ok: {} · {} chain(s)", sum.entries, sum.chains.len()),
                     Err(fault) => format!("FAULT: {fault:?}"),
                 })
             } else {
                 None
             };
-            Ok((head, verified))
+            Ok((heads, verified))
         })
         .await
         .map_err(|e| s.fail(e))?;
@@ -132,7 +133,7 @@ pub async fn search(
         until: filled(&q.until).unwrap_or_default(),
         entries: page.items,
         summary,
-        head,
+        heads,
         verified,
         export: format!("/audit/export?format=csv{params}"),
         next: page

@@ -220,11 +220,9 @@ impl WebSession {
         self.lang.texts()
     }
 
-    /// The user as stored now (the session checked like an API token's).
+    /// The user as stored now (the session checked like an API token's, in the
+    /// database: see the API's `Principal` extractor).
     pub async fn principal(&self, state: &AppState) -> Result<Principal, WebError> {
-        if let Some(p) = self.bearer.cached(&state.sessions) {
-            return Ok(p);
-        }
         let bearer = self.bearer.clone();
         let sessions = state.sessions.clone();
         state
