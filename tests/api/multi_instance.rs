@@ -343,3 +343,66 @@ async fn a_frozen_instance_holds_up_the_others_for_seconds_at_most() {
     let (ok, out) = audit_verify(&url);
     assert!(ok, "{out}");
 }
+
+/// A restart with `--demo` adds only what is missing: a demo user's changed password
+/// stays changed, and so does the session it signed in with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_demo_changes_no_existing_user() {
+    let (url, _dir) = fresh_database_url();
+    let client = reqwest::Client::new();
+    let port = crate::process::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = Instance {
+        base: base.clone(),
+        child: start(&url, port),
+    };
+    wait_ready(&client, &first.base, &mut first.child).await;
+    let old = token(&client, &base, "vakt1").await;
+    let r = client
+        .post(format!("{base}/api/v1/me/password"))
+        .bearer_auth(&old)
+        .json(&json!({"current_password": PASSWORD, "new_password": "vakt1-chose-this-one"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let login = |base: String, password: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"username": "vakt1", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let fresh: Value = login(base.clone(), "vakt1-chose-this-one")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session = fresh["access_token"].as_str().unwrap().to_owned();
+    drop(first);
+
+    // Started again with the demo password in the environment.
+    let port = crate::process::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = Instance {
+        base: base.clone(),
+        child: start(&url, port),
+    };
+    wait_ready(&client, &second.base, &mut second.child).await;
+    assert_eq!(
+        login(base.clone(), PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(base.clone(), "vakt1-chose-this-one").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&client, format!("{base}/api/v1/me"), &session).await,
+        StatusCode::OK
+    );
+}
