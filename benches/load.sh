@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark for samverkan (issue: benchmarks and a fast read path).
 #
-#   benches/load.sh [sqlite|postgres|both]      (default: both)
+#   benches/load.sh [sqlite|postgres|both|multi]      (default: both; multi: only scenario 8)
 #
 # Builds the release binary, starts it on a fresh database per backend with the shipped
 # default configuration (plus --demo), and measures with wrk on this machine:
@@ -21,6 +21,8 @@
 #      must not grow with the hidden rows (the list reads only what the policy's scope
 #      admits; see records::visibility)
 #   7. a guard's /situation-reports page beside the API list of the same reports
+#   8. (multi) the guard's GET and POSTs on one PostgreSQL instance, then spread over three
+#      instances on the same database (target: three together ≥ one alone)
 # and the server's peak resident memory over the run. Each row also gives the CPU the
 # hypervisor took away during it ("steal" in /proc/stat; on this VM it follows disk I/O
 # and swings from 0 to 45 % between runs); a run with more than BENCH_MAX_STEAL % is run
@@ -184,10 +186,11 @@ seed_audit() { # url, count — filler entries (this throwaway database's chain 
   else
     psql -q "$url" -c "INSERT INTO audit_log (seq, at, actor_username, action, record_kind, record_id, parts, outcome, prev_hash, hash)
       SELECT x, 1700000000000000 + x, 'polis1', 'read', 'observation', '00000000-0000-7000-8000-' || lpad((x % 1000000)::text, 12, '0'), 'core', 'success', 'x', 'x'
-      FROM generate_series((SELECT seq FROM audit_head) + 1, (SELECT seq FROM audit_head) + $n) AS x;
+      FROM generate_series((SELECT MAX(seq) FROM audit_head) + 1, (SELECT MAX(seq) FROM audit_head) + $n) AS x;
       INSERT INTO audit_keys (seq, at, actor_username, record_id)
-        SELECT seq, at, actor_username, record_id FROM audit_log WHERE seq > (SELECT indexed_seq FROM audit_head);
-      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log), indexed_seq = (SELECT MAX(seq) FROM audit_log);
+        SELECT seq, at, actor_username, record_id FROM audit_log WHERE seq > (SELECT MAX(indexed_seq) FROM audit_head);
+      UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log), indexed_seq = (SELECT MAX(seq) FROM audit_log) WHERE id = 1;
+      SELECT setval('audit_seq', (SELECT MAX(seq) FROM audit_log));
       ANALYZE audit_log; ANALYZE audit_keys;"
   fi
 }
@@ -304,6 +307,55 @@ bench_backend() {
   bench_hidden "$url"
 }
 
+# Several instances on one PostgreSQL (issue 20): a guard's GET of one lägesbild, 32
+# connections on one instance, then the same 32 spread over three instances of the binary
+# on the same database (three wrk processes at once, 11 + 11 + 10 connections), and POSTs
+# likewise. Target: three together ≥ one alone.
+bench_multi() { # url of an empty PostgreSQL database
+  local url=$1 vakt polis report i
+  BACKEND=postgres
+  start_server "$url"
+  vakt=$(login vakt1); polis=$(login polis1)
+  report=$(curl -fs "$BASE/api/v1/situation-reports" -H "authorization: Bearer $polis" -H 'content-type: application/json' -d '{
+    "place":"sergels-torg","title":"Kväll","sections":[{"audience":"general","body":"Razzia nyss."},
+    {"audience":"on_site","body":"Extra patrull."},{"audience":"police_only","body":"Underrättelse."}]}' \
+    | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  run_wrk "healthz (baseline), 1 instance" 32 "$BASE/healthz"
+  run_wrk "guard GET lägesbild, 1 instance" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
+  TOKEN=$vakt run_wrk "guard POST observation, 1 instance" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
+  stop_server
+  local pids=()
+  for i in 1 2 3; do
+    env DATABASE_URL="$url" SAMVERKAN_DEMO_PASSWORD=$PASSWORD SAMVERKAN_JWT_KEYS="$KEYS" \
+      SAMVERKAN_ACCESS_TOKEN_TTL_SECS=7200 SAMVERKAN_LOG_FORMAT=text RUST_LOG=warn \
+      "$BIN" serve --demo --bind "127.0.0.1:$((PORT + i))" >>"$WORK/server.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$((PORT + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  spread() { # name, wrk args after the connection count (URL path last)…
+    local name=$1 path=$2; shift 2
+    local cpu0 steal c rps p99 err
+    cpu0=$(head -1 /proc/stat)
+    for i in 1 2 3; do
+      c=$([ $i = 3 ] && echo 10 || echo 11)
+      wrk -t1 -c"$c" -d"$DURATION" --latency "$@" "http://127.0.0.1:$((PORT + i))$path" >"$WORK/multi-$i.txt" &
+    done
+    wait $(jobs -p | tail -3)
+    steal=$(steal_percent "$cpu0" "$(head -1 /proc/stat)")
+    rps=$(for i in 1 2 3; do summarise <"$WORK/multi-$i.txt" | cut -d' ' -f1; done | awk '{s += $1} END {printf "%.2f", s}')
+    p99=$(for i in 1 2 3; do summarise <"$WORK/multi-$i.txt" | cut -d' ' -f3; done | paste -sd' ')
+    err=$(for i in 1 2 3; do summarise <"$WORK/multi-$i.txt" | cut -d' ' -f4; done | awk '{s += $1} END {print s}')
+    printf '| postgres | %s | 32 | %s | p99 %s | %s | %s %% |\n' "$name" "$rps" "$p99" "$err" "$steal" | tee -a "$WORK/table"
+  }
+  spread "guard GET lägesbild, 3 instances" "/api/v1/situation-reports/$report" -H "Authorization: Bearer $vakt"
+  TOKEN=$vakt spread "guard POST observation, 3 instances" "/api/v1/observations" -s benches/post_observation.lua
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  DATABASE_URL="$url" "$BIN" audit verify | head -1 | tee -a "$WORK/tries"
+}
+
 : >"$WORK/table"
 : >"$WORK/rounds"
 : >"$WORK/tries"
@@ -311,7 +363,11 @@ case "$BACKENDS" in
   sqlite) bench_backend sqlite ;;
   postgres) bench_backend postgres ;;
   both) bench_backend sqlite; bench_backend postgres ;;
-  *) echo "usage: $0 [sqlite|postgres|both]" >&2; exit 2 ;;
+  multi)
+    pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS samverkan_bench_multi WITH (FORCE)" -c "CREATE DATABASE samverkan_bench_multi"
+    bench_multi "${PG_ADMIN%/*}/samverkan_bench_multi" ;;
+  *) echo "usage: $0 [sqlite|postgres|both|multi]" >&2; exit 2 ;;
 esac
 
 {
