@@ -353,7 +353,8 @@ bench_multi() { # url of an empty PostgreSQL database
   TOKEN=$vakt spread "guard POST observation, 3 instances" "/api/v1/observations" -s benches/post_observation.lua
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
-  DATABASE_URL="$url" "$BIN" audit verify | head -1 | tee -a "$WORK/tries"
+  DATABASE_URL="$url" "$BIN" audit verify >"$WORK/verify.txt"
+  head -1 "$WORK/verify.txt" | tee -a "$WORK/tries"
 }
 
 : >"$WORK/table"
