@@ -28,7 +28,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::storage::cache::{stored_generation, Generation};
 use crate::storage::models::AuditRow;
-use crate::storage::schema::{audit_head, sessions, users};
+use crate::storage::schema::{audit_head, sessions, user_places, users};
 use crate::storage::{self, establish, now_micros, DatabaseUrl, DbConnection, StorageError};
 
 /// Most jobs committed together; bounds the time one transaction holds the lock.
@@ -74,16 +74,25 @@ pub struct SessionStamp {
     session_id: String,
     user_id: String,
     token_epoch: i64,
-    user_updated_at: i64,
+    /// What the request's decisions rested on: a change to anything else about the user
+    /// (a display name) does not refuse it.
+    role: String,
+    organization_id: String,
+    /// Sorted.
+    places: Vec<String>,
 }
 
 impl SessionStamp {
     pub fn of(p: &Principal) -> Self {
+        let mut places = p.places.clone();
+        places.sort();
         SessionStamp {
             session_id: p.session_id.clone(),
             user_id: p.user.id.clone(),
             token_epoch: p.user.token_epoch,
-            user_updated_at: p.user.updated_at,
+            role: p.user.role.clone(),
+            organization_id: p.user.organization_id.clone(),
+            places,
         }
     }
 }
@@ -395,10 +404,21 @@ fn claim_chain(c: &mut diesel::PgConnection) -> Result<i64, StorageError> {
     }
 }
 
-/// Which sessions of a group still hold: one query for all of them. A request whose
-/// session was revoked or expired, whose user was disabled or had its password changed,
-/// gets a 401; one whose user's role, organisation or places changed since the request
-/// read them gets a 409 and is sent again by the client (the next read sees the change).
+/// A session and its user as stored now: the session's state and what decisions rest on.
+struct Now {
+    user_id: String,
+    live: bool,
+    token_epoch: i64,
+    role: String,
+    organization_id: String,
+    places: Vec<String>,
+}
+
+/// Which sessions of a group still hold: one query for all of them (a row per assigned
+/// place). A request whose session was revoked or expired, whose user was disabled or had
+/// its password changed, gets a 401; one whose user's role, organisation or places
+/// changed since the request read them gets a 409 and is sent again by the client (the
+/// next read sees the change).
 fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Option<AppError>>> {
     let mut ids: Vec<&str> = jobs
         .iter()
@@ -409,9 +429,19 @@ fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Opti
     }
     ids.sort_unstable();
     ids.dedup();
-    type Now = (String, String, Option<i64>, i64, bool, i64, i64);
-    let rows: Vec<Now> = sessions::table
-        .inner_join(users::table)
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        i64,
+        bool,
+        i64,
+        String,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sessions::table
+        .inner_join(users::table.left_join(user_places::table))
         .filter(sessions::id.eq_any(&ids))
         .select((
             sessions::id,
@@ -420,29 +450,49 @@ fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Opti
             sessions::expires_at,
             users::disabled,
             users::token_epoch,
-            users::updated_at,
+            users::role,
+            users::organization_id,
+            user_places::place_id.nullable(),
         ))
         .load(conn)?;
-    let by_id: HashMap<&str, &Now> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
     let now = now_micros();
+    let mut by_id: HashMap<String, Now> = HashMap::new();
+    for (sid, user_id, revoked, expires, disabled, token_epoch, role, organization_id, place) in
+        rows
+    {
+        let entry = by_id.entry(sid).or_insert_with(|| Now {
+            user_id,
+            live: revoked.is_none() && expires > now && !disabled,
+            token_epoch,
+            role,
+            organization_id,
+            places: Vec::new(),
+        });
+        entry.places.extend(place);
+    }
+    for n in by_id.values_mut() {
+        n.places.sort();
+    }
     Ok(jobs
         .iter()
         .map(|j| {
             let stamp = j.stamp.as_ref()?;
-            let live = by_id.get(stamp.session_id.as_str()).filter(|r| {
-                r.1 == stamp.user_id
-                    && r.2.is_none()
-                    && r.3 > now
-                    && !r.4
-                    && r.5 == stamp.token_epoch
+            let live = by_id.get(&stamp.session_id).filter(|n| {
+                n.live && n.user_id == stamp.user_id && n.token_epoch == stamp.token_epoch
             });
             match live {
                 None => Some(AppError::invalid_token(
                     "The session has ended: sign in again.",
                 )),
-                Some(r) if r.6 != stamp.user_updated_at => Some(AppError::Conflict(
-                    "Your role, organisation or places changed while this request ran; send it again.".into(),
-                )),
+                Some(n)
+                    if n.role != stamp.role
+                        || n.organization_id != stamp.organization_id
+                        || n.places != stamp.places =>
+                {
+                    Some(AppError::Conflict(
+                        "Your role, organisation or places changed while this request ran; send it again.".into(),
+                    ))
+                }
                 Some(_) => None,
             }
         })

@@ -226,6 +226,55 @@ async fn three_instances_on_one_database_share_writes_revocation_and_the_login_c
         StatusCode::UNAUTHORIZED
     );
 
+    // A guard moved off a place through one instance never reads that place's on-site
+    // section through another, not even from that instance's cache: the next answer is
+    // a 409 (the request read the user before the change) or already without it.
+    let r = client
+        .post(format!("{}/api/v1/situation-reports", nodes[1].base))
+        .bearer_auth(&police)
+        .json(&json!({"place": "sergels-torg", "title": "T", "sections": [
+            {"audience": "general", "body": "MULTI-GENERAL"}, {"audience": "on_site", "body": "MULTI-ON-SITE"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let report: Value = r.json().await.unwrap();
+    let path = format!(
+        "{}/api/v1/situation-reports/{}",
+        nodes[1].base,
+        report["id"].as_str().unwrap()
+    );
+    let read = |token: String| {
+        let (client, path) = (client.clone(), path.clone());
+        async move {
+            let r = client.get(path).bearer_auth(token).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (s, body) = read(guard.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("MULTI-ON-SITE"), "{body}");
+    let r = client
+        .patch(format!("{}/api/v1/admin/users/vakt1", nodes[0].base))
+        .bearer_auth(token(&client, &nodes[0].base, "admin1").await)
+        .json(&json!({"places": ["hasselby-torg"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, body) = read(guard.clone()).await;
+    assert!(
+        s == StatusCode::CONFLICT || (s == StatusCode::OK && !body.contains("MULTI-ON-SITE")),
+        "{s} {body}"
+    );
+    assert!(!body.contains("MULTI-ON-SITE"), "{body}");
+    let (s, body) = read(guard.clone()).await;
+    assert_eq!(s, StatusCode::OK, "sent again: {body}");
+    assert!(
+        body.contains("MULTI-GENERAL") && !body.contains("MULTI-ON-SITE"),
+        "{body}"
+    );
+
     // Thirty wrong passwords at once, spread over the three: five are checked.
     let attempts: Vec<_> = (0..30)
         .map(|i| {
