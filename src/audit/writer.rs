@@ -242,10 +242,14 @@ impl Writer {
             Err(std_mpsc::TrySendError::Full(job)) => {
                 // The queue is bounded: waiting for room must not block an executor thread.
                 let sender = self.tx.clone();
-                tokio::task::spawn_blocking(move || sender.send(job))
+                let sent = tokio::task::spawn_blocking(move || sender.send(job).is_ok())
                     .await
-                    .map_err(AppError::internal)?
-                    .map_err(|_| AppError::internal("writer stopped"))
+                    .map_err(AppError::internal)?;
+                if sent {
+                    Ok(())
+                } else {
+                    Err(AppError::internal("writer stopped"))
+                }
             }
             Err(std_mpsc::TrySendError::Disconnected(_)) => {
                 Err(AppError::internal("writer stopped"))
