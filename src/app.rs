@@ -133,7 +133,12 @@ impl Application {
             url.clone(),
             std::time::Duration::from_millis(settings.cache.poll_ms),
         )?;
-        let writer = Writer::start(&url, generation.clone(), settings.audit_index_every)?;
+        let writer = Writer::start(
+            &url,
+            generation.clone(),
+            settings.audit_index_every,
+            settings.writers,
+        )?;
         let hasher = {
             let n = settings.login.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n)).await??

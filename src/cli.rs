@@ -165,10 +165,12 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
     let generation = std::sync::Arc::new(Generation::default());
     Ok((
         db,
+        // One writer: a command needs no second chain.
         Writer::start(
             &settings.database_url,
             generation,
             settings.audit_index_every,
+            1,
         )?,
     ))
 }

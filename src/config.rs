@@ -108,6 +108,10 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// Audit entries between two copies of their lookup keys into `audit_keys`.
     pub audit_index_every: i64,
+    /// Writer threads on PostgreSQL, each with its own connection and audit chain
+    /// (`SAMVERKAN_DB_WRITERS`, default 2: while one waits for its commit, the next group
+    /// goes through the other). SQLite always has one.
+    pub writers: usize,
     /// Where the metrics are served (an operator's address, never the public one);
     /// `None`: no metrics listener.
     pub metrics_bind: Option<String>,
@@ -138,6 +142,9 @@ impl Default for WebSettings {
 /// (see `audit::index_keys`): one batch writes a few dozen index pages where as many
 /// entries committed one group at a time wrote a few hundred.
 pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
+
+/// Writer threads on PostgreSQL: measured on 2 cores, 2 beat 1, 3 and 4 (benches/README.md).
+pub const DEFAULT_WRITERS: usize = 2;
 
 /// The in-memory caches of sessions and situation reports (see `storage::cache`).
 #[derive(Debug, Clone)]
@@ -261,6 +268,7 @@ impl Settings {
             },
             audit_index_every: env_num("SAMVERKAN_AUDIT_INDEX_EVERY", DEFAULT_AUDIT_INDEX_EVERY)?
                 .max(1),
+            writers: env_num("SAMVERKAN_DB_WRITERS", DEFAULT_WRITERS)?.clamp(1, 16),
             metrics_bind: env("SAMVERKAN_METRICS_BIND"),
             web: WebSettings {
                 // Minutes for people; seconds for tests that watch a session time out.

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ pub struct SessionStamp {
     organization_id: String,
     /// Sorted.
     places: Vec<String>,
+    /// The change counter read just before the user was: unchanged, nothing to check.
+    generation: i64,
 }
 
 impl SessionStamp {
@@ -93,6 +95,7 @@ impl SessionStamp {
             role: p.user.role.clone(),
             organization_id: p.user.organization_id.clone(),
             places,
+            generation: p.read_at_generation,
         }
     }
 }
@@ -107,6 +110,8 @@ type Run =
 
 struct Job {
     stamp: Option<SessionStamp>,
+    /// Whether it may write more than audit entries (which change nothing cached).
+    writes: bool,
     run: Run,
 }
 
@@ -116,23 +121,32 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection. It moves `generation` on
-    /// whenever a commit changed what the caches hold, before it answers any request of
-    /// that commit. Every `index_every` entries it copies their lookup keys into
+    /// Starts `writers` writer threads (one on SQLite), each on its own connection and
+    /// chain, taking groups from one queue. A writer moves `generation` on whenever a
+    /// commit changed what the caches hold, before it answers any request of that
+    /// commit. Every `index_every` entries it copies its chain's lookup keys into
     /// `audit_keys`.
     pub fn start(
         url: &DatabaseUrl,
         generation: Arc<Generation>,
         index_every: i64,
+        writers: usize,
     ) -> Result<Self, StorageError> {
-        // Fail at once on a bad URL; the thread opens its own connection.
+        // Fail at once on a bad URL; each thread opens its own connection.
         drop(establish(url)?);
         let (tx, rx) = std_mpsc::sync_channel::<Job>(QUEUE_DEPTH);
-        let url = url.clone();
-        thread::Builder::new()
-            .name("samverkan-writer".into())
-            .spawn(move || run(url, rx, generation, index_every.max(1)))
-            .map_err(|e| StorageError::Thread(format!("cannot start writer: {e}")))?;
+        let rx = Arc::new(Mutex::new(rx));
+        // PostgreSQL: while one writer waits for its commit, the next group fills and
+        // commits through another, each on its own chain. SQLite has one write lock, so
+        // a second writer would only wait for it.
+        let writers = if url.is_sqlite() { 1 } else { writers.max(1) };
+        for i in 0..writers {
+            let (url, rx, generation) = (url.clone(), rx.clone(), generation.clone());
+            thread::Builder::new()
+                .name(format!("samverkan-writer-{i}"))
+                .spawn(move || run(url, rx, generation, index_every.max(1)))
+                .map_err(|e| StorageError::Thread(format!("cannot start writer: {e}")))?;
+        }
         Ok(Writer { tx })
     }
 
@@ -189,7 +203,12 @@ impl Writer {
             });
             (done, false)
         });
-        self.submit(Job { stamp, run }).await?;
+        self.submit(Job {
+            stamp,
+            writes: true,
+            run,
+        })
+        .await?;
         done_rx
             .await
             .map_err(|_| AppError::internal("writer dropped a job"))?
@@ -230,7 +249,12 @@ impl Writer {
             });
             (done, false)
         });
-        self.submit(Job { stamp, run }).await?;
+        self.submit(Job {
+            stamp,
+            writes: false,
+            run,
+        })
+        .await?;
         done_rx
             .await
             .map_err(|_| AppError::internal("writer dropped a job"))?
@@ -260,15 +284,16 @@ impl Writer {
 
 /// The next group: the first job and whatever else is queued. No waiting for more (it
 /// was measured slower): what queues up during one commit rides the next.
-fn gather(first: Job, rx: &std_mpsc::Receiver<Job>) -> Vec<Job> {
-    let mut batch = vec![first];
+fn gather(rx: &Mutex<std_mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let rx = rx.lock().ok()?;
+    let mut batch = vec![rx.recv().ok()?];
     while batch.len() < MAX_BATCH {
         match rx.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
-    batch
+    Some(batch)
 }
 
 /// Group commits between two checkpoints of the log into the database file.
@@ -418,15 +443,23 @@ struct Now {
     places: Vec<String>,
 }
 
-/// Which sessions of a group still hold: one query for all of them (a row per assigned
-/// place). A request whose session was revoked or expired, whose user was disabled or had
+/// Which sessions of a group still hold: nothing to ask while the change counter has not
+/// moved since their users were read (`current`), else one query for all of them (a row
+/// per assigned place). A request whose session was revoked or expired, whose user was disabled or had
 /// its password changed, gets a 401; one whose user's role, organisation or places
 /// changed since the request read them gets a 409 and is sent again by the client (the
 /// next read sees the change).
-fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Option<AppError>>> {
+fn check_sessions(
+    conn: &mut DbConnection,
+    jobs: &[Job],
+    current: i64,
+) -> QueryResult<Vec<Option<AppError>>> {
+    fn stale(j: &Job, current: i64) -> Option<&SessionStamp> {
+        j.stamp.as_ref().filter(|s| s.generation != current)
+    }
     let mut ids: Vec<&str> = jobs
         .iter()
-        .filter_map(|j| j.stamp.as_ref().map(|s| s.session_id.as_str()))
+        .filter_map(|j| stale(j, current).map(|s| s.session_id.as_str()))
         .collect();
     if ids.is_empty() {
         return Ok(jobs.iter().map(|_| None).collect());
@@ -480,7 +513,7 @@ fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Opti
     Ok(jobs
         .iter()
         .map(|j| {
-            let stamp = j.stamp.as_ref()?;
+            let stamp = stale(j, current)?;
             let live = by_id.get(&stamp.session_id).filter(|n| {
                 n.live && n.user_id == stamp.user_id && n.token_epoch == stamp.token_epoch
             });
@@ -505,7 +538,7 @@ fn check_sessions(conn: &mut DbConnection, jobs: &[Job]) -> QueryResult<Vec<Opti
 
 fn run(
     url: DatabaseUrl,
-    rx: std_mpsc::Receiver<Job>,
+    rx: Arc<Mutex<std_mpsc::Receiver<Job>>>,
     generation_counter: Arc<Generation>,
     index_every: i64,
 ) {
@@ -522,9 +555,8 @@ fn run(
     let mut commits: u64 = 0;
     // The change counter as of the last commit; a new value means cached data may be stale.
     let mut seen_generation = None;
-    while let Ok(first) = rx.recv() {
-        // Whatever queued while the last commit waited for the disk rides this one.
-        let batch = gather(first, &rx);
+    // Whatever queued while the last commit waited for the disk rides this one.
+    while let Some(batch) = gather(&rx) {
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut generation = None;
         let mut refused_any = false;
@@ -535,11 +567,12 @@ fn run(
             // write lock at once.
             let head_id =
                 audit::chain_row(chain).map_err(|_| diesel::result::Error::RollbackTransaction)?;
-            if run_fixed(c, LockHead { id: head_id })? != 1 {
+            let Some((head, current)) = lock_head(c, head_id)? else {
                 tracing::error!(chain, "the audit chain's head row is gone");
                 return Err(diesel::result::Error::NotFound);
-            }
-            let refusals = check_sessions(c, &batch)?;
+            };
+            let writes = batch.iter().any(|j| j.writes);
+            let refusals = check_sessions(c, &batch, current)?;
             refused_any = refusals.iter().any(Option::is_some);
             let mut group = Group {
                 chain,
@@ -555,13 +588,19 @@ fn run(
                 return Err(diesel::result::Error::RollbackTransaction);
             }
             if !group.pending.is_empty() {
-                if let Err(e) = place_and_write(c, chain, head_id, &mut group.pending, index_every)
+                if let Err(e) =
+                    place_and_write(c, chain, head_id, head, &mut group.pending, index_every)
                 {
                     tracing::error!(error = %e, "cannot write audit entries");
                     return Err(diesel::result::Error::RollbackTransaction);
                 }
             }
-            generation = Some(stored_generation(c)?);
+            // Only writes can have moved the counter since the lock read it.
+            generation = Some(if writes {
+                stored_generation(c)?
+            } else {
+                current
+            });
             Ok(())
         });
         // The commit has returned: on PostgreSQL and on SQLite (`synchronous = FULL`)
@@ -614,13 +653,10 @@ fn place_and_write(
     c: &mut DbConnection,
     chain: i64,
     head_id: i32,
+    (seq, hash, indexed): Head,
     pending: &mut [AuditRow],
     index_every: i64,
 ) -> Result<(), AppError> {
-    let (seq, hash, indexed) = audit_head::table
-        .filter(audit_head::id.eq(head_id))
-        .select((audit_head::seq, audit_head::hash, audit_head::indexed_seq))
-        .first::<(i64, String, i64)>(c)?;
     let mut head = ChainHead { seq, hash };
     let seqs = audit::allocate(c, pending.len())?;
     audit::link(&mut head, &seqs, pending);
@@ -657,9 +693,26 @@ where
     }
 }
 
-/// Takes the chain head's row lock (PostgreSQL) and the write lock at once (SQLite).
+/// Takes the chain head's row lock (PostgreSQL) and the write lock at once (SQLite), and
+/// reads the head (its last entry's number and hash, how far its keys are indexed) and
+/// the change counter in the same round trip.
+type Head = (i64, String, i64);
+
+fn lock_head(c: &mut DbConnection, id: i32) -> QueryResult<Option<(Head, i64)>> {
+    let q = LockHead { id };
+    let row: Option<(i64, String, i64, i64)> = match c {
+        DbConnection::Sqlite(c) => q.get_result(c).optional()?,
+        DbConnection::Pg(c) => q.get_result(c).optional()?,
+    };
+    Ok(row.map(|(seq, hash, indexed, generation)| ((seq, hash, indexed), generation)))
+}
+
 struct LockHead {
     id: i32,
+}
+
+impl diesel::query_builder::Query for LockHead {
+    type SqlType = (BigInt, Text, BigInt, BigInt);
 }
 
 impl QueryId for LockHead {
@@ -675,6 +728,10 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("UPDATE audit_head SET seq = seq WHERE id = ");
         out.push_bind_param::<Integer, _>(&self.id)?;
+        out.push_sql(
+            " RETURNING seq, hash, indexed_seq, \
+             (SELECT generation FROM cache_generation WHERE id = 1)",
+        );
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::policy::PrincipalAttrs;
 use crate::request::RequestMeta;
 use crate::storage::cache::GenCache;
 use crate::storage::models::{Organization, Session, User};
-use crate::storage::schema::{organizations, sessions, user_places, users};
+use crate::storage::schema::{cache_generation, organizations, sessions, user_places, users};
 use crate::storage::{now_micros, DbConnection};
 
 /// The signed-in user of this request.
@@ -23,10 +23,15 @@ pub struct Principal {
     pub session_id: String,
     pub meta: RequestMeta,
     pub attrs: PrincipalAttrs,
+    /// The database's change counter (`cache_generation`) read just before the session:
+    /// while it has not moved, nothing about the session or the user has changed since
+    /// (the group commit re-checks the session only when it has).
+    pub read_at_generation: i64,
 }
 
-/// A session with its user, the user's organisation and assigned places.
-pub type SessionUser = (Session, User, Organization, Vec<String>);
+/// A session with its user, the user's organisation and assigned places, and the change
+/// counter read just before them.
+pub type SessionUser = (Session, User, Organization, Vec<String>, i64);
 
 /// Signed-in users by session id, valid for one cache generation.
 pub type SessionCache = GenCache<String, Arc<SessionUser>>;
@@ -36,27 +41,30 @@ pub fn load_session_user(
     conn: &mut DbConnection,
     session_id: &str,
 ) -> Result<Option<SessionUser>, AppError> {
-    // One query on the hot path: a row per assigned place (or one with none).
+    // One query on the hot path: a row per assigned place (or one with none), each with
+    // the change counter as of the same snapshot.
     let rows = sessions::table
         .inner_join(
             users::table
                 .inner_join(organizations::table)
                 .left_join(user_places::table),
         )
+        .inner_join(cache_generation::table.on(cache_generation::id.eq(1)))
         .filter(sessions::id.eq(session_id))
         .select((
             Session::as_select(),
             User::as_select(),
             Organization::as_select(),
             user_places::place_id.nullable(),
+            cache_generation::generation,
         ))
-        .load::<(Session, User, Organization, Option<String>)>(conn)?;
+        .load::<(Session, User, Organization, Option<String>, i64)>(conn)?;
     let mut places: Vec<String> = rows.iter().filter_map(|r| r.3.clone()).collect();
     places.sort();
     Ok(rows
         .into_iter()
         .next()
-        .map(|(session, user, org, _)| (session, user, org, places)))
+        .map(|(session, user, org, _, generation)| (session, user, org, places, generation)))
 }
 
 pub fn principal_attrs(user: &User, org: &Organization, places: &[String]) -> PrincipalAttrs {
@@ -90,7 +98,7 @@ impl Bearer {
     }
 
     /// Whether the session is live, the user enabled and the token of the current epoch.
-    fn admits(&self, (session, user, _, _): &SessionUser) -> bool {
+    fn admits(&self, (session, user, _, _, _): &SessionUser) -> bool {
         session.revoked_at.is_none()
             && session.expires_at > now_micros()
             && session.user_id == self.claims.sub
@@ -98,7 +106,10 @@ impl Bearer {
             && user.token_epoch == self.claims.epoch
     }
 
-    fn into_principal(self, (session, user, organization, places): &SessionUser) -> Principal {
+    fn into_principal(
+        self,
+        (session, user, organization, places, generation): &SessionUser,
+    ) -> Principal {
         Principal {
             attrs: principal_attrs(user, organization, places),
             user: user.clone(),
@@ -106,6 +117,7 @@ impl Bearer {
             places: places.clone(),
             session_id: session.id.clone(),
             meta: self.meta,
+            read_at_generation: *generation,
         }
     }
 

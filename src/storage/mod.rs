@@ -120,10 +120,12 @@ pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, StorageError> {
         DatabaseUrl::Sqlite(path) => {
             let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
             // WAL lets readers run beside the single writer; FULL makes each group commit
-            // durable; the busy timeout covers a CLI command writing beside the server.
+            // durable; the busy timeout covers a CLI command or another process writing
+            // beside the server. It comes first: switching to WAL takes a lock too, and
+            // processes started together on a new file must wait for it, not fail.
             conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             )?;
             Ok(DbConnection::Sqlite(conn))
         }

@@ -250,4 +250,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     audit_head,
     audit_keys,
+    cache_generation,
 );

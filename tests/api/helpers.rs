@@ -68,6 +68,7 @@ fn seed(url: DatabaseUrl) {
                 &url,
                 generation,
                 samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
+                1,
             )
             .expect("writer");
             let policy = std::sync::Arc::new(
@@ -202,6 +203,9 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         // The shipped defaults: the suite runs with the caches on.
         cache: CacheSettings::default(),
         audit_index_every: samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
+        // One chain per app, so that the audit tests can tamper with "the" chain; the
+        // binaries the process tests start (crash, multi_instance) run the default.
+        writers: 1,
         metrics_bind: None,
         web: samverkan::config::WebSettings::default(),
     }

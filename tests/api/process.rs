@@ -55,7 +55,8 @@ pub fn start(url: &str, port: u16) -> Child {
         .env("SAMVERKAN_JWT_KEYS", KEYS)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Errors only (RUST_LOG=error): they say why a start failed.
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("start samverkan")
 }
