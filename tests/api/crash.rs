@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::process::{audit_verify, free_port, fresh_database_url, start, token, wait_ready};
+use crate::process::{
+    audit_verify, client, free_port, fresh_database_url, start, token, wait_ready,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_and_nothing_half_written_shows() {
     let (url, _dir) = fresh_database_url();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = client(10);
     let mut acked_obs: Vec<(String, usize)> = Vec::new();
     let mut acked_feedback: Vec<(String, String)> = Vec::new();
     let mut referral: Option<String> = None;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::process::{audit_verify, fresh_database_url, start, token, wait_ready, PASSWORD};
+use crate::process::{
+    audit_verify, client, fresh_database_url, start, token, wait_ready, PASSWORD,
+};
 
 struct Instance {
     base: String,
@@ -129,10 +131,7 @@ fn spawn_filing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_database_share_writes_revocation_and_the_login_count() {
     let (url, _dir) = fresh_database_url();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = client(20);
     let nodes = three(&client, &url).await;
 
     // Concurrent writes through all three, the chains verifying while they run.
@@ -322,10 +321,7 @@ async fn a_frozen_instance_holds_up_the_others_for_seconds_at_most() {
         return;
     }
     let (url, _dir) = fresh_database_url();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = client(30);
     let nodes = three(&client, &url).await;
     let guard = token(&client, &nodes[0].base, "vakt1").await;
     let police = token(&client, &nodes[1].base, "polis1").await;

@@ -106,3 +106,12 @@ pub fn audit_verify(url: &str) -> (bool, String) {
         ),
     )
 }
+
+/// An HTTP client whose every request gives up after `secs` (a frozen server fails the
+/// test instead of hanging it).
+pub fn client(secs: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(secs))
+        .build()
+        .unwrap()
+}
