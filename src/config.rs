@@ -1,28 +1,11 @@
 //! Settings, read once from the environment (and flags) and passed in: no globals.
 
-use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::secret::Secret;
+
+use crate::request::{ForwardedHeader, ProxySettings};
 use crate::storage::DatabaseUrl;
-
-/// A secret that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Token settings. Keys are `(kid, secret)`; the first one signs, all of them verify,
 /// so a new key can be put first without logging anyone out.
@@ -116,6 +99,8 @@ pub struct Settings {
     /// `None`: no metrics listener.
     pub metrics_bind: Option<String>,
     pub web: WebSettings,
+    /// Proxies trusted to name the client (`SAMVERKAN_TRUSTED_PROXIES`); none by default.
+    pub proxies: ProxySettings,
 }
 
 /// The browser pages' sessions.
@@ -270,6 +255,20 @@ impl Settings {
                 .max(1),
             writers: env_num("SAMVERKAN_DB_WRITERS", DEFAULT_WRITERS)?.clamp(1, 16),
             metrics_bind: env("SAMVERKAN_METRICS_BIND"),
+            proxies: ProxySettings {
+                trusted: ProxySettings::parse_trusted(
+                    &env("SAMVERKAN_TRUSTED_PROXIES").unwrap_or_default(),
+                )
+                .map_err(|e| ConfigError(format!("SAMVERKAN_TRUSTED_PROXIES: {e}")))?,
+                header: match env("SAMVERKAN_FORWARDED_HEADER") {
+                    None => ForwardedHeader::default(),
+                    Some(v) => ForwardedHeader::parse(&v).ok_or_else(|| {
+                        ConfigError(format!(
+                            "SAMVERKAN_FORWARDED_HEADER must be x-forwarded-for or forwarded, got {v:?}"
+                        ))
+                    })?,
+                },
+            },
             web: WebSettings {
                 // Minutes for people; seconds for tests that watch a session time out.
                 idle_secs: match env("SAMVERKAN_WEB_IDLE_SECS") {

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod records;
 pub mod request;
 pub mod retention;
+pub mod secret;
 pub mod storage;
 pub mod telemetry;
 pub mod web;
@@ -57,7 +58,7 @@ mod layers {
 
     /// The layer of each top-level module, lowest first (see the crate docs).
     const LAYERS: &[&[&str]] = &[
-        &["error", "fields", "request", "telemetry"],
+        &["error", "fields", "request", "secret", "telemetry"],
         &["storage"],
         &["policy"],
         &["config"],

@@ -2,6 +2,7 @@
 //! action `read_audit`). Reading the trail is itself audited.
 
 use actix_web::{get, web, HttpResponse};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -13,6 +14,7 @@ use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use crate::fields::parse_time;
 use crate::policy::{Action, Resource};
+use crate::storage::Db;
 
 async fn authorize(
     state: &AppState,
@@ -93,20 +95,82 @@ pub async fn export_as(
     q.limit = Some(q.limit.unwrap_or(EXPORT_LIMIT));
     let f = q.validate(EXPORT_LIMIT)?;
     authorize(state, principal, AuditAction::AuditExport).await?;
-    let (items, _) = state.db.run(move |c| review::search(c, &f)).await?;
-    if format == "csv" {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .body(review::to_csv(&items)));
-    }
-    let mut body = String::new();
-    for e in &items {
-        body.push_str(&serde_json::to_string(e).map_err(AppError::internal)?);
-        body.push('\n');
-    }
+    let csv = format == "csv";
+    // The first page is read before the status line goes out, so a failing database is
+    // a proper error, not a cut-off 200.
+    let mut pages = Box::pin(export_stream(state.db.clone(), f, csv));
+    let first = pages.next().await.transpose()?.unwrap_or_default();
+    let body = futures_util::stream::once(std::future::ready(Ok(first))).chain(pages);
     Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .body(body))
+        .content_type(if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/x-ndjson"
+        })
+        .streaming(body))
+}
+
+/// Entries fetched per round trip while an export streams: the response is written page
+/// by page (newest first, each page before the last one's oldest), never held whole.
+pub const EXPORT_CHUNK: i64 = 500;
+
+/// Where a streaming export has got to.
+struct ExportState {
+    db: Db,
+    filter: review::AuditFilter,
+    before: Option<i64>,
+    left: i64,
+    first: bool,
+    csv: bool,
+}
+
+fn export_stream(
+    db: Db,
+    filter: review::AuditFilter,
+    csv: bool,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, AppError>> {
+    let start = ExportState {
+        db,
+        before: filter.before_seq(),
+        left: filter.limit,
+        filter,
+        first: true,
+        csv,
+    };
+    futures_util::stream::unfold(Some(start), |st| async move {
+        let mut st = st?;
+        let page = st.filter.page(st.before, EXPORT_CHUNK.min(st.left));
+        let (items, next) = match st.db.run(move |c| review::search(c, &page)).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The status line is gone; the client sees a cut-off body.
+                tracing::error!(error = %e, "audit export stopped");
+                return Some((Err(e), None));
+            }
+        };
+        let mut out = Vec::new();
+        if st.first && st.csv {
+            out.extend_from_slice(review::CSV_HEADER.as_bytes());
+        }
+        if st.csv {
+            match review::csv_rows(&items) {
+                Ok(rows) => out.extend_from_slice(&rows),
+                Err(e) => return Some((Err(e), None)),
+            }
+        } else {
+            for e in &items {
+                match serde_json::to_writer(&mut out, e) {
+                    Ok(()) => out.push(b'\n'),
+                    Err(e) => return Some((Err(AppError::internal(e)), None)),
+                }
+            }
+        }
+        st.first = false;
+        st.left -= items.len() as i64;
+        st.before = next.and_then(|n| n.parse().ok());
+        let more = st.left > 0 && st.before.is_some();
+        Some((Ok(web::Bytes::from(out)), more.then_some(st)))
+    })
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -47,13 +47,31 @@ pub fn request_meta(req: &HttpRequest) -> Result<RequestMeta, AppError> {
             (!text.is_empty()).then(|| text.to_owned())
         }
     };
-    let client = req.peer_addr().map(|a| a.ip().to_string());
+    let client = client_address(req).map(|ip| ip.to_string());
     Ok(RequestMeta {
         request_id,
         purpose,
         client,
         channel: None,
     })
+}
+
+/// The client's address: the TCP peer, or, behind a trusted proxy, the address the
+/// proxy forwarded (see [`crate::request::ProxySettings::client`]).
+pub fn client_address(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Some(peer);
+    };
+    let proxies = &state.settings.proxies;
+    if proxies.trusted.is_empty() {
+        return Some(peer);
+    }
+    let values = req
+        .headers()
+        .get_all(proxies.header.name())
+        .filter_map(|v| v.to_str().ok());
+    Some(proxies.client(peer, values))
 }
 
 /// The request's audit metadata as an extractor.

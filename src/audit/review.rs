@@ -65,6 +65,22 @@ fn short(field: &str, v: &Option<String>) -> Result<Option<String>, AppError> {
     }
 }
 
+impl AuditFilter {
+    /// The same filter for one page of an export: entries before `before_seq`, at most
+    /// `limit`.
+    pub fn page(&self, before_seq: Option<i64>, limit: i64) -> AuditFilter {
+        AuditFilter {
+            before_seq,
+            limit,
+            ..self.clone()
+        }
+    }
+
+    pub fn before_seq(&self) -> Option<i64> {
+        self.before_seq
+    }
+}
+
 impl AuditQuery {
     pub fn validate(&self, max_limit: i64) -> Result<AuditFilter, AppError> {
         let limit = self.limit.unwrap_or(50.min(max_limit));
@@ -317,46 +333,51 @@ pub fn search(
     })
 }
 
-/// One line per entry for a SIEM.
-pub fn to_csv(items: &[AuditEntryView]) -> String {
-    fn cell(s: &str) -> String {
-        // Quote everything; neutralise spreadsheet formulas.
-        let s = if s.starts_with(['=', '+', '-', '@']) {
-            format!("'{s}")
+/// The CSV export's header line.
+pub const CSV_HEADER: &str = "seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash,channel\n";
+
+/// Entries as CSV rows for a SIEM or a spreadsheet (RFC 4180 by the `csv` crate, every
+/// field quoted). A field that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`)
+/// gets a leading `'`.
+pub fn csv_rows(items: &[AuditEntryView]) -> Result<Vec<u8>, AppError> {
+    fn cell(s: &str) -> std::borrow::Cow<'_, str> {
+        if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}").into()
         } else {
-            s.to_owned()
-        };
-        format!("\"{}\"", s.replace('"', "\"\""))
+            s.into()
+        }
     }
-    let mut out = String::from("seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash,channel\n");
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::with_capacity(items.len() * 256));
     for e in items {
-        let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
+        let o = |v: &Option<String>| cell(v.as_deref().unwrap_or("")).into_owned();
         let changes = e
             .changes
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default();
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            e.seq,
-            cell(&e.at),
+        w.write_record([
+            e.seq.to_string(),
+            cell(&e.at).into_owned(),
             o(&e.actor),
             o(&e.organization),
             o(&e.role),
-            cell(&e.action),
+            cell(&e.action).into_owned(),
             o(&e.record_kind),
             o(&e.record_id),
-            cell(&e.parts.join(";")),
-            cell(&e.outcome),
+            cell(&e.parts.join(";")).into_owned(),
+            cell(&e.outcome).into_owned(),
             o(&e.request_id),
             o(&e.purpose),
             o(&e.client),
-            cell(&changes),
-            cell(&e.hash),
-            o(&e.channel)
-        ));
+            cell(&changes).into_owned(),
+            cell(&e.hash).into_owned(),
+            o(&e.channel),
+        ])
+        .map_err(AppError::internal)?;
     }
-    out
+    w.into_inner().map_err(AppError::internal)
 }
 
 /// Per user and period: reads by record kind, writes, refusals.

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use diesel::backend::Backend;
 use diesel::prelude::*;
@@ -542,15 +541,8 @@ fn run(
     generation_counter: Arc<Generation>,
     index_every: i64,
 ) {
-    let (mut conn, wal, mut chain) = loop {
-        match connect_and_claim(&url) {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::error!(error = %e, "writer cannot open the database; retrying");
-                thread::sleep(Duration::from_millis(500));
-            }
-        }
-    };
+    let (mut conn, wal, mut chain) =
+        crate::storage::retry_until_ok("audit writer", || connect_and_claim(&url));
     let checkpointer = if wal { start_checkpointer(&url) } else { None };
     let mut commits: u64 = 0;
     // The change counter as of the last commit; a new value means cached data may be stale.
@@ -634,15 +626,8 @@ fn run(
             // The connection may be gone (database restarted, or the server ended a
             // transaction this process left idle): get a fresh one, and a chain with it
             // (a lost connection's advisory lock is gone).
-            (conn, _, chain) = loop {
-                match connect_and_claim(&url) {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::error!(error = %e, "writer cannot reconnect; retrying");
-                        thread::sleep(Duration::from_millis(500));
-                    }
-                }
-            };
+            (conn, _, chain) =
+                crate::storage::retry_until_ok("audit writer", || connect_and_claim(&url));
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,9 +30,9 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// No signing key was configured.
+/// No usable signing key was configured (none, or one jsonwebtoken refuses, e.g. empty).
 #[derive(Debug, thiserror::Error)]
-#[error("no token signing key configured")]
+#[error("no usable token signing key configured")]
 pub struct NoSigningKey;
 
 #[derive(Clone)]
@@ -45,7 +46,7 @@ pub struct TokenService {
     pub access_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
     /// Keys [`TokenService::fingerprint`].
-    fingerprint_key: [u8; 64],
+    fingerprint_key: Arc<SecretBox<[u8; 64]>>,
     /// Tokens whose signature and claims were verified, by their exact text: a guard
     /// re-reading the lägesbild presents the same token for its whole lifetime. The
     /// time checks (exp, nbf) still run on every use; the keys never change while the
@@ -61,8 +62,12 @@ impl TokenService {
         let (kid, secret) = keys.first().ok_or(NoSigningKey)?;
         let decoding = keys
             .iter()
-            .map(|(k, s)| (k.clone(), DecodingKey::from_secret(s.expose().as_bytes())))
-            .collect();
+            .map(|(k, s)| {
+                DecodingKey::from_secret(s.expose().as_bytes())
+                    .map(|d| (k.clone(), d))
+                    .map_err(|_| NoSigningKey)
+            })
+            .collect::<Result<_, _>>()?;
         let mut validation = Validation::new(Algorithm::HS256);
         // jsonwebtoken's defaults are lenient: 60 s leeway, nbf unchecked, aud optional.
         validation.leeway = 0;
@@ -73,7 +78,8 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Ok(TokenService {
             signing_kid: kid.clone(),
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes())
+                .map_err(|_| NoSigningKey)?,
             decoding,
             validation,
             issuer: settings.issuer.clone(),
@@ -82,15 +88,15 @@ impl TokenService {
             refresh_ttl_secs: settings.refresh_ttl_secs,
             // One HMAC-SHA256 block: a key of this length is used as it is.
             fingerprint_key: {
-                let mut key = [0u8; 64];
-                for (i, half) in key.chunks_mut(32).enumerate() {
+                let mut key = SecretBox::new(Box::new([0u8; 64]));
+                for (i, half) in key.expose_secret_mut().chunks_mut(32).enumerate() {
                     let mut h = Sha256::new();
                     h.update(b"samverkan fingerprint v1\0");
                     h.update([i as u8]);
                     h.update(secret.expose().as_bytes());
                     half.copy_from_slice(&h.finalize());
                 }
-                key
+                Arc::new(key)
             },
             verified: Arc::default(),
         })
@@ -136,7 +142,9 @@ impl TokenService {
     /// that repeated attempts still show as one name without the text being kept.
     pub fn fingerprint(&self, text: &str) -> String {
         use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new((&self.fingerprint_key).into());
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(
+            self.fingerprint_key.expose_secret().into(),
+        );
         mac.update(text.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..8])
     }

@@ -5,6 +5,7 @@ use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
@@ -49,7 +50,7 @@ const NONCE: usize = 12;
 #[derive(Clone)]
 pub struct CursorSeal {
     cipher: Aes256GcmSiv,
-    nonce_key: [u8; 32],
+    nonce_key: std::sync::Arc<SecretBox<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for CursorSeal {
@@ -85,10 +86,10 @@ impl CursorSeal {
             h.update(secret);
             h.finalize().into()
         };
-        let key = derive(b"aead");
+        let key = SecretBox::new(Box::new(derive(b"aead")));
         CursorSeal {
-            cipher: Aes256GcmSiv::new(&key.into()),
-            nonce_key: derive(b"nonce"),
+            cipher: Aes256GcmSiv::new(key.expose_secret().into()),
+            nonce_key: std::sync::Arc::new(SecretBox::new(Box::new(derive(b"nonce")))),
         }
     }
 
@@ -96,7 +97,7 @@ impl CursorSeal {
         // Only uniqueness per (binding, cursor) matters here: GCM-SIV stays secure when
         // a nonce repeats, revealing then only that two cursors are equal.
         let mut h = Sha256::new();
-        h.update(self.nonce_key);
+        h.update(self.nonce_key.expose_secret());
         h.update((binding.0.len() as u64).to_be_bytes());
         h.update(binding.0.as_bytes());
         h.update(plain);

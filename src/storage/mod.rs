@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::AppError;
+use crate::secret::Secret;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -29,14 +30,16 @@ pub enum DbConnection {
 /// Which database `DATABASE_URL` names: `postgres://…` or a file path for SQLite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
-    Postgres(String),
+    /// The URL may hold a password: kept in a [`Secret`] (zeroed on drop, `Debug` shows
+    /// no text); logs use [`DatabaseUrl::redacted`].
+    Postgres(Secret),
     Sqlite(PathBuf),
 }
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Self {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            DatabaseUrl::Postgres(raw.to_owned())
+            DatabaseUrl::Postgres(Secret::new(raw))
         } else {
             let path = raw.strip_prefix("sqlite://").unwrap_or(raw);
             DatabaseUrl::Sqlite(PathBuf::from(path))
@@ -51,9 +54,9 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
-            DatabaseUrl::Postgres(u) => match u.split_once('@') {
+            DatabaseUrl::Postgres(u) => match u.expose().split_once('@') {
                 Some((_, host)) => format!("postgres://…@{host}"),
-                None => u.clone(),
+                None => u.expose().to_owned(),
             },
         }
     }
@@ -108,7 +111,7 @@ fn with_client_options(url: &str) -> String {
 pub fn establish(url: &DatabaseUrl) -> Result<DbConnection, StorageError> {
     match url {
         DatabaseUrl::Postgres(u) => {
-            let mut conn = diesel::PgConnection::establish(&with_client_options(u))?;
+            let mut conn = diesel::PgConnection::establish(&with_client_options(u.expose()))?;
             conn.batch_execute(&format!(
                 "SET lock_timeout = '{PG_LOCK_TIMEOUT}'; \
                  SET idle_in_transaction_session_timeout = '{PG_IDLE_IN_TRANSACTION_TIMEOUT}'; \
@@ -226,18 +229,43 @@ fn reader_loop(
     }
 }
 
-/// Connects again, retrying every half second until the database answers: a worker
-/// thread has nothing better to do while its database is away.
-pub fn reconnect(url: &DatabaseUrl, who: &str) -> DbConnection {
+/// How a thread that needs the database retries: exponentially from 200 ms to 10 s,
+/// each wait with random jitter, so that many instances (and the threads of one) do not
+/// hammer a recovering database in step.
+fn reconnect_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+}
+
+/// Runs `attempt` until it succeeds, backing off between tries (see
+/// [`reconnect_backoff`]): a worker thread has nothing better to do while its database
+/// is away.
+pub fn retry_until_ok<T, E: std::fmt::Display>(
+    who: &str,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> T {
+    use backon::BlockingRetryable;
     loop {
-        match establish(url) {
-            Ok(c) => return c,
-            Err(e) => {
-                tracing::error!(error = %e, who, "cannot reconnect to the database; retrying");
-                std::thread::sleep(Duration::from_millis(500));
-            }
+        let tried = (|| attempt())
+            .retry(reconnect_backoff())
+            .sleep(std::thread::sleep)
+            .notify(|e: &E, wait: Duration| {
+                tracing::error!(error = %e, who, retry_in_ms = wait.as_millis() as u64, "cannot reach the database; retrying");
+            })
+            .call();
+        // The backoff never gives up; should it, start it over.
+        if let Ok(value) = tried {
+            return value;
         }
     }
+}
+
+/// Connects again, backing off until the database answers.
+pub fn reconnect(url: &DatabaseUrl, who: &str) -> DbConnection {
+    retry_until_ok(who, || establish(url))
 }
 
 impl Db {

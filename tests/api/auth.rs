@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_with, DEMO_USERS, PASSWORD};
+use crate::helpers::{spawn_app, spawn_with, Resp, TestApp, DEMO_USERS, PASSWORD};
 
 const EXPECTED: &[(&str, &str, &str, &[&str])] = &[
     (
@@ -416,4 +416,83 @@ async fn organisations_and_places_are_listed_for_any_signed_in_user() {
             .status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A login sent with `X-Forwarded-For: forwarded` (when a proxy is in front).
+async fn login_via(app: &TestApp, forwarded: &str, username: &str, password: &str) -> Resp {
+    app.send(
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"username": username, "password": password})),
+    )
+    .await
+}
+
+/// The client addresses the audit trail recorded for failed logins, newest first.
+async fn audited_login_clients(app: &TestApp, auditor: &str) -> Vec<String> {
+    let r = app
+        .get(
+            "/api/v1/audit?action=login&outcome=failed&limit=100",
+            auditor,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["client"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Behind a trusted proxy (here the test's own 127.0.0.1), the client is the right-most
+/// address the proxy forwarded: one client's failures lock out that client, not everyone
+/// behind the proxy, and what a client writes to the left of the header changes nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_audited() {
+    let app = spawn_with(|s| {
+        s.login.max_failures_per_client = 3;
+        s.proxies.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let auditor = app.token("revisor1").await;
+    for i in 0..3 {
+        // A spoofed left-hand address each time: the proxy's right-most entry counts.
+        let forwarded = format!("198.51.100.{i}, 203.0.113.7");
+        let r = login_via(&app, &forwarded, &format!("ghost{i}"), "wrong-password-123").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let r = login_via(&app, "203.0.113.7", "polis1", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    // Another client behind the same proxy signs in.
+    let r = login_via(&app, "203.0.113.8", "polis1", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let clients = audited_login_clients(&app, &auditor).await;
+    assert_eq!(clients.len(), 3, "{clients:?}");
+    assert!(clients.iter().all(|c| c == "203.0.113.7"), "{clients:?}");
+}
+
+/// Without trusted proxies (the default) the forwarding headers are ignored: a client
+/// cannot name itself anything to escape the per-client limit, and the audit trail
+/// records the TCP peer.
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let app = spawn_with(|s| s.login.max_failures_per_client = 3).await;
+    let auditor = app.token("revisor1").await;
+    for i in 0..3 {
+        let r = login_via(
+            &app,
+            &format!("203.0.113.{i}"),
+            &format!("ghost{i}"),
+            "wrong-password-123",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    let r = login_via(&app, "203.0.113.99", "polis1", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    let clients = audited_login_clients(&app, &auditor).await;
+    assert_eq!(clients.len(), 3, "{clients:?}");
+    assert!(clients.iter().all(|c| c == "127.0.0.1"), "{clients:?}");
 }

@@ -150,7 +150,7 @@ async fn a_role_its_organisation_cannot_hold_is_refused_with_the_reason() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let url = match &app.db_url {
         samverkan::storage::DatabaseUrl::Sqlite(p) => p.display().to_string(),
-        samverkan::storage::DatabaseUrl::Postgres(u) => u.clone(),
+        samverkan::storage::DatabaseUrl::Postgres(u) => u.expose().to_owned(),
     };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
         .args([

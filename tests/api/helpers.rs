@@ -112,7 +112,7 @@ fn template() -> &'static Template {
             admin
                 .batch_execute(&format!("CREATE DATABASE \"{name}\""))
                 .expect("create template database");
-            seed(DatabaseUrl::Postgres(with_db_name(&admin_url, &name)));
+            seed(DatabaseUrl::Postgres(Secret::new(with_db_name(&admin_url, &name))));
             admin
                 .batch_execute(&format!(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
@@ -165,7 +165,7 @@ fn fresh_database() -> DatabaseUrl {
             admin
                 .batch_execute(&format!("CREATE DATABASE \"{db}\" TEMPLATE \"{name}\""))
                 .expect("clone template database");
-            DatabaseUrl::Postgres(with_db_name(admin_url, &db))
+            DatabaseUrl::Postgres(Secret::new(with_db_name(admin_url, &db)))
         }
     }
 }
@@ -208,6 +208,7 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         writers: 1,
         metrics_bind: None,
         web: samverkan::config::WebSettings::default(),
+        proxies: Default::default(),
     }
 }
 
@@ -362,7 +363,7 @@ impl TestApp {
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
         let url = match &self.db_url {
             DatabaseUrl::Sqlite(p) => p.display().to_string(),
-            DatabaseUrl::Postgres(u) => u.clone(),
+            DatabaseUrl::Postgres(u) => u.expose().to_owned(),
         };
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_samverkan"))
             .args(args)

@@ -30,9 +30,31 @@ fn claims_of(token: &str) -> Value {
 }
 
 fn sign(alg: Algorithm, kid: Option<&str>, secret: &[u8], claims: &Value) -> String {
+    if secret.is_empty() {
+        // jsonwebtoken 12 refuses to sign with an empty key; an attacker's script would not.
+        assert_eq!(alg, Algorithm::HS256);
+        return hs256(
+            &json!({"typ": "JWT", "alg": "HS256", "kid": kid}),
+            claims,
+            secret,
+        );
+    }
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
+}
+
+/// HS256 over a header and claims given as JSON, by hand (HMAC-SHA256): for headers
+/// jsonwebtoken would not write, and keys it refuses (empty).
+fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let mut mac = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Signed exactly as the service signs: HS256, the test key and its kid.
@@ -100,7 +122,11 @@ async fn other_algorithms_other_keys_and_guessable_secrets_are_refused() {
     let forged = [
         sign(Algorithm::HS384, Some(KID), secret, &claims),
         sign(Algorithm::HS512, Some(KID), secret, &claims),
-        sign(Algorithm::HS256, Some(KID), b"", &claims),
+        hs256(
+            &json!({"alg": "HS256", "typ": "JWT", "kid": KID}),
+            &claims,
+            b"",
+        ),
         sign(Algorithm::HS256, Some(KID), b"secret", &claims),
         sign(Algorithm::HS256, Some(KID), b"samverkan", &claims),
         sign(
@@ -118,6 +144,40 @@ async fn other_algorithms_other_keys_and_guessable_secrets_are_refused() {
     let sig = good(&claims).split('.').nth(2).unwrap().to_owned();
     let token = format!("{}.{}.{sig}", b64(&header), b64(&claims));
     assert_eq!(me(&app, &token).await, StatusCode::UNAUTHORIZED);
+}
+
+/// RFC 7515 §4.1.11: a header naming a critical extension the service does not know must
+/// be refused, even with a good signature (jsonwebtoken 12; 11 accepted it). Claims of
+/// the wrong JSON type (an `aud` list, a numeric `sub`, an `iss` list) are refused too.
+#[tokio::test]
+async fn unknown_critical_header_extensions_and_type_confused_claims_are_refused() {
+    let app = spawn_app().await;
+    let claims = live_claims(&app, "polis1").await;
+    let secret = TEST_SECRET.as_bytes();
+    let plain = json!({"alg": "HS256", "typ": "JWT", "kid": KID});
+    assert_eq!(
+        me(&app, &hs256(&plain, &claims, secret)).await,
+        StatusCode::OK
+    );
+    let crit = json!({"alg": "HS256", "typ": "JWT", "kid": KID,
+        "crit": ["x-samverkan-scope"], "x-samverkan-scope": "all"});
+    assert_eq!(
+        me(&app, &hs256(&crit, &claims, secret)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for (name, value) in [
+        ("aud", json!([claims["aud"].clone()])),
+        ("iss", json!([claims["iss"].clone()])),
+        ("sub", json!(12345)),
+    ] {
+        let mut confused = claims.clone();
+        confused[name] = value;
+        assert_eq!(
+            me(&app, &hs256(&plain, &confused, secret)).await,
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
