@@ -111,7 +111,48 @@ struct Job {
     stamp: Option<SessionStamp>,
     /// Whether it may write more than audit entries (which change nothing cached).
     writes: bool,
-    run: Run,
+    work: Work,
+}
+
+/// What a job does in the group: anything (a closure run in the transaction), or only
+/// add audit entries (a read's): kept as data, so that a group of reads can be written in
+/// one statement and, should that statement find its conditions changed, go the long way
+/// with nothing lost.
+enum Work {
+    Run(Run),
+    Audit {
+        entries: Vec<AuditEntry>,
+        done: oneshot::Sender<Result<(), AppError>>,
+    },
+}
+
+impl Work {
+    /// Runs the job in the open group transaction.
+    fn run(
+        self,
+        c: &mut DbConnection,
+        group: &mut Group,
+        refused: Option<AppError>,
+    ) -> (Completion, bool) {
+        match self {
+            Work::Run(run) => run(c, group, refused),
+            Work::Audit { entries, done } => {
+                let refusal = refused.map(Err);
+                if refusal.is_none() {
+                    audit::unplaced(group.chain, entries, &mut group.pending);
+                }
+                let done: Completion = Box::new(move |committed: bool| {
+                    let outcome = match refusal {
+                        Some(refused) => refused,
+                        None if committed => Ok(()),
+                        None => Err(AppError::Unavailable),
+                    };
+                    let _ = done.send(outcome);
+                });
+                (done, false)
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -205,7 +246,7 @@ impl Writer {
         self.submit(Job {
             stamp,
             writes: true,
-            run,
+            work: Work::Run(run),
         })
         .await?;
         done_rx
@@ -232,26 +273,11 @@ impl Writer {
         stamp: Option<SessionStamp>,
         entries: Vec<AuditEntry>,
     ) -> Result<(), AppError> {
-        let (done_tx, done_rx) = oneshot::channel::<Result<(), AppError>>();
-        let run: Run = Box::new(move |_conn, group, refused| {
-            let refusal = refused.map(Err);
-            if refusal.is_none() {
-                audit::unplaced(group.chain, entries, &mut group.pending);
-            }
-            let done: Completion = Box::new(move |committed: bool| {
-                let outcome = match refusal {
-                    Some(refused) => refused,
-                    None if committed => Ok(()),
-                    None => Err(AppError::Unavailable),
-                };
-                let _ = done_tx.send(outcome);
-            });
-            (done, false)
-        });
+        let (done, done_rx) = oneshot::channel::<Result<(), AppError>>();
         self.submit(Job {
             stamp,
             writes: false,
-            run,
+            work: Work::Audit { entries, done },
         })
         .await?;
         done_rx
@@ -547,11 +573,34 @@ fn run(
     let mut commits: u64 = 0;
     // The change counter as of the last commit; a new value means cached data may be stale.
     let mut seen_generation = None;
+    // What the last commit left (PostgreSQL): the chain's head and the change counter,
+    // for the one-statement path of a group of reads.
+    let mut fast = FastPath::default();
     // Whatever queued while the last commit waited for the disk rides this one.
-    while let Some(batch) = gather(&rx) {
+    while let Some(mut batch) = gather(&rx) {
+        match fast.try_append(&mut conn, chain, &mut batch, index_every) {
+            Ok(true) => {
+                commits += 1;
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                // Whether it committed is unknown: the requests get 503 (their entries
+                // may still be in the trail: an answer is never sent without one).
+                tracing::error!(error = %e, "group commit failed");
+                fast = FastPath::default();
+                for job in batch {
+                    job.fail();
+                }
+                (conn, _, chain) =
+                    crate::storage::retry_until_ok("audit writer", || connect_and_claim(&url));
+                continue;
+            }
+        }
         let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
         let mut generation = None;
         let mut refused_any = false;
+        let mut left = None;
         let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
             // The chain's row lock: only this writer appends to the chain, but should two
             // ever hold it (a lost connection's lock released while its writer still
@@ -572,21 +621,24 @@ fn run(
             };
             let mut poisoned = false;
             for (job, refused) in batch.into_iter().zip(refusals) {
-                let (done, failed) = (job.run)(c, &mut group, refused);
+                let (done, failed) = job.work.run(c, &mut group, refused);
                 completions.push(done);
                 poisoned |= failed;
             }
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
-            if !group.pending.is_empty() {
-                if let Err(e) =
-                    place_and_write(c, chain, head_id, head, &mut group.pending, index_every)
-                {
-                    tracing::error!(error = %e, "cannot write audit entries");
-                    return Err(diesel::result::Error::RollbackTransaction);
+            left = Some(if group.pending.is_empty() {
+                head
+            } else {
+                match place_and_write(c, chain, head_id, head, &mut group.pending, index_every) {
+                    Ok(left) => left,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot write audit entries");
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    }
                 }
-            }
+            });
             // Only writes can have moved the counter since the lock read it.
             generation = Some(if writes {
                 stored_generation(c)?
@@ -611,6 +663,10 @@ fn run(
             generation_counter.invalidate();
             seen_generation = generation;
         }
+        fast = match (committed, left, generation) {
+            (true, Some(head), Some(generation)) => FastPath::after(head, generation),
+            _ => FastPath::default(),
+        };
         commits += 1;
         if let Some(checkpointer) = checkpointer
             .as_ref()
@@ -641,7 +697,7 @@ fn place_and_write(
     (seq, hash, indexed): Head,
     pending: &mut [AuditRow],
     index_every: i64,
-) -> Result<(), AppError> {
+) -> Result<Head, AppError> {
     let mut head = ChainHead { seq, hash };
     let seqs = audit::allocate(c, pending.len())?;
     audit::link(&mut head, &seqs, pending);
@@ -655,13 +711,17 @@ fn place_and_write(
         },
     )?;
     // Counted in entries of the whole trail: a chain's own count may be a fraction.
+    let mut indexed = indexed;
     if head.seq - indexed >= index_every {
         // In a savepoint: a failure here loses no entry, only delays the keys.
-        if let Err(e) = c.transaction(|c| audit::index_keys(c, chain, head.seq)) {
-            tracing::warn!(error = %e, "cannot index audit entries; the next batch retries");
+        match c.transaction(|c| audit::index_keys(c, chain, head.seq)) {
+            Ok(()) => indexed = head.seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot index audit entries; the next batch retries")
+            }
         }
     }
-    Ok(())
+    Ok((head.seq, head.hash, indexed))
 }
 
 /// Runs a statement whose SQL never varies. diesel prepares every UPDATE it builds anew
@@ -754,3 +814,242 @@ where
 }
 
 impl<C> RunQueryDsl<C> for SetHead<'_> {}
+
+impl Job {
+    /// Answers the job without running it: its group could not be committed.
+    fn fail(self) {
+        match self.work {
+            Work::Audit { done, .. } => {
+                let _ = done.send(Err(AppError::Unavailable));
+            }
+            // Dropping the closure drops its sender: the request hears "writer dropped a
+            // job" only if it never ran; a run job is never failed this way (the one-
+            // statement path takes groups of reads only).
+            Work::Run(_) => {}
+        }
+    }
+}
+
+/// Entry numbers drawn ahead (PostgreSQL), so that a group of reads need not ask
+/// `audit_seq` each time. Kept briefly only: numbers order the trail across chains, and a
+/// number drawn long before it is used would place an entry among older ones.
+#[derive(Default)]
+struct SeqPool {
+    numbers: std::collections::VecDeque<i64>,
+    drawn: Option<std::time::Instant>,
+}
+
+/// How long drawn numbers are kept.
+const SEQ_POOL_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl SeqPool {
+    /// `n` numbers above `after` (the chain's head), increasing.
+    fn take(&mut self, c: &mut DbConnection, n: usize, after: i64) -> Result<Vec<i64>, AppError> {
+        self.numbers.retain(|&s| s > after);
+        let fresh = self.drawn.is_some_and(|at| at.elapsed() < SEQ_POOL_MAX_AGE);
+        if !fresh || self.numbers.len() < n {
+            // A few groups' worth: under load the next groups need none drawn; when idle,
+            // a few numbers go unused.
+            self.numbers = audit::allocate(c, (n * 4).clamp(8, MAX_BATCH * 4))?.into();
+            self.drawn = Some(std::time::Instant::now());
+        }
+        Ok(self.numbers.drain(..n).collect())
+    }
+}
+
+/// The one-statement group commit of a group of reads (PostgreSQL). A read's audit
+/// entries change nothing but the trail, so a group of them needs no transaction of its
+/// own: one statement places them after the head this writer left (it alone appends to
+/// its chain), moves the head, and commits, one round trip instead of six. It applies
+/// only while nothing was changed since the last commit (the change counter as then):
+/// then no session can have ended and no user changed since the requests read them.
+/// Whatever else (a write, a session to check, a head moved by someone else, keys due for
+/// indexing) takes the transaction.
+#[derive(Default)]
+struct FastPath {
+    /// The chain's head as the last commit left it, and the change counter then.
+    after: Option<(Head, i64)>,
+    seqs: SeqPool,
+}
+
+impl FastPath {
+    fn after(head: Head, generation: i64) -> Self {
+        FastPath {
+            after: Some((head, generation)),
+            seqs: SeqPool::default(),
+        }
+    }
+
+    /// Commits `batch` in one statement if it can: `Ok(true)` when done (every job
+    /// answered), `Ok(false)` when the batch must take the transaction (untouched), an
+    /// error when the connection failed (the batch is then still to be answered).
+    fn try_append(
+        &mut self,
+        conn: &mut DbConnection,
+        chain: i64,
+        batch: &mut Vec<Job>,
+        index_every: i64,
+    ) -> Result<bool, AppError> {
+        if !matches!(conn, DbConnection::Pg(_)) {
+            return Ok(false);
+        }
+        let Some(((seq, hash, indexed), generation)) = self.after.clone() else {
+            return Ok(false);
+        };
+        let reads_only = batch.iter().all(|j| {
+            matches!(j.work, Work::Audit { .. })
+                && j.stamp.as_ref().is_none_or(|s| s.generation == generation)
+        });
+        let n: usize = batch
+            .iter()
+            .map(|j| match &j.work {
+                Work::Audit { entries, .. } => entries.len(),
+                Work::Run(_) => 0,
+            })
+            .sum();
+        if !reads_only || n == 0 {
+            return Ok(false);
+        }
+        let seqs = self.seqs.take(conn, n, seq)?;
+        if seqs
+            .last()
+            .is_some_and(|last| last - indexed >= index_every)
+        {
+            // Keys due for indexing: the transaction does that.
+            return Ok(false);
+        }
+        let mut rows = Vec::with_capacity(n);
+        for job in batch.iter() {
+            if let Work::Audit { entries, .. } = &job.work {
+                audit::unplaced(chain, entries.iter().cloned(), &mut rows);
+            }
+        }
+        let mut head = ChainHead {
+            seq,
+            hash: hash.clone(),
+        };
+        audit::link(&mut head, &seqs, &mut rows);
+        let append = AppendReads {
+            id: audit::chain_row(chain)?,
+            old_seq: seq,
+            old_hash: &hash,
+            new_seq: head.seq,
+            new_hash: &head.hash,
+            generation,
+            rows: &rows,
+        };
+        let DbConnection::Pg(c) = conn else {
+            return Ok(false);
+        };
+        let written: i64 = append.get_result(c)?;
+        if written != n as i64 {
+            // Something changed since the last commit: the transaction decides.
+            self.after = None;
+            return Ok(false);
+        }
+        // Durable (one statement in autocommit, synchronous_commit on): answer.
+        self.after = Some(((head.seq, head.hash, indexed), generation));
+        for job in batch.drain(..) {
+            if let Work::Audit { done, .. } = job.work {
+                let _ = done.send(Ok(()));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The statement of [`FastPath::try_append`]: moves the head from what this writer left
+/// to the group's last entry, only if it is still there and the change counter has not
+/// moved, and inserts the entries only if it did; says how many went in.
+struct AppendReads<'a> {
+    id: i32,
+    old_seq: i64,
+    old_hash: &'a str,
+    new_seq: i64,
+    new_hash: &'a str,
+    generation: i64,
+    rows: &'a [AuditRow],
+}
+
+impl QueryId for AppendReads<'_> {
+    type QueryId = ();
+    // The text depends on the number of rows: prepared once per count.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for AppendReads<'_> {
+    type SqlType = BigInt;
+}
+
+impl QueryFragment<diesel::pg::Pg> for AppendReads<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::Nullable;
+        out.push_sql("WITH h AS (UPDATE audit_head SET seq = ");
+        out.push_bind_param::<BigInt, _>(&self.new_seq)?;
+        out.push_sql(", hash = ");
+        out.push_bind_param::<Text, _>(self.new_hash)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Integer, _>(&self.id)?;
+        out.push_sql(" AND seq = ");
+        out.push_bind_param::<BigInt, _>(&self.old_seq)?;
+        out.push_sql(" AND hash = ");
+        out.push_bind_param::<Text, _>(self.old_hash)?;
+        out.push_sql(" AND (SELECT generation FROM cache_generation WHERE id = 1) = ");
+        out.push_bind_param::<BigInt, _>(&self.generation)?;
+        out.push_sql(
+            " RETURNING 1), ins AS (INSERT INTO audit_log (seq, at, actor_id, actor_username, \
+             actor_org_id, actor_role, action, record_kind, record_id, parts, outcome, \
+             request_id, purpose, client, prev_hash, hash, changes, channel, chain) \
+             SELECT v.* FROM (VALUES ",
+        );
+        for (i, r) in self.rows.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<BigInt, _>(&r.seq)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&r.at)?;
+            for v in [
+                &r.actor_id,
+                &r.actor_username,
+                &r.actor_org_id,
+                &r.actor_role,
+            ] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(v)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&r.action)?;
+            for v in [&r.record_kind, &r.record_id] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(v)?;
+            }
+            for v in [&r.parts, &r.outcome] {
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(v)?;
+            }
+            for v in [&r.request_id, &r.purpose, &r.client] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(v)?;
+            }
+            for v in [&r.prev_hash, &r.hash] {
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(v)?;
+            }
+            for v in [&r.changes, &r.channel] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(v)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&r.chain)?;
+            out.push_sql(")");
+        }
+        out.push_sql(
+            ") AS v (seq, at, actor_id, actor_username, actor_org_id, actor_role, action, \
+             record_kind, record_id, parts, outcome, request_id, purpose, client, prev_hash, \
+             hash, changes, channel, chain) WHERE EXISTS (SELECT 1 FROM h) RETURNING 1) \
+             SELECT count(*) FROM ins",
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::PgConnection> for AppendReads<'_> {}
