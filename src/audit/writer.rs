@@ -628,22 +628,35 @@ fn run(
             if poisoned {
                 return Err(diesel::result::Error::RollbackTransaction);
             }
-            left = Some(if group.pending.is_empty() {
-                head
+            let after = if group.pending.is_empty() {
+                left = Some(head);
+                None
             } else {
-                match place_and_write(c, chain, head_id, head, &mut group.pending, index_every) {
-                    Ok(left) => left,
+                match place_and_write(
+                    c,
+                    chain,
+                    head_id,
+                    head,
+                    &mut group.pending,
+                    index_every,
+                    &mut fast.seqs,
+                ) {
+                    Ok((head, generation)) => {
+                        left = Some(head);
+                        Some(generation)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot write audit entries");
                         return Err(diesel::result::Error::RollbackTransaction);
                     }
                 }
-            });
-            // Only writes can have moved the counter since the lock read it.
-            generation = Some(if writes {
-                stored_generation(c)?
-            } else {
-                current
+            };
+            // Only writes can have moved the counter since the lock read it; the head's
+            // move read it after them.
+            generation = Some(match (writes, after) {
+                (false, _) => current,
+                (true, Some(after)) => after,
+                (true, None) => stored_generation(c)?,
             });
             Ok(())
         });
@@ -663,9 +676,9 @@ fn run(
             generation_counter.invalidate();
             seen_generation = generation;
         }
-        fast = match (committed, left, generation) {
-            (true, Some(head), Some(generation)) => FastPath::after(head, generation),
-            _ => FastPath::default(),
+        fast.after = match (committed, left, generation) {
+            (true, Some(head), Some(generation)) => Some((head, generation)),
+            _ => None,
         };
         commits += 1;
         if let Some(checkpointer) = checkpointer
@@ -689,7 +702,8 @@ fn run(
 }
 
 /// Places the group's entries at the end of its chain and writes them, moves the head
-/// on and, every `index_every` entries, copies their lookup keys.
+/// on and, every `index_every` entries, copies their lookup keys. Returns the head it
+/// leaves and the change counter as of its last statement (after the group's writes).
 fn place_and_write(
     c: &mut DbConnection,
     chain: i64,
@@ -697,12 +711,13 @@ fn place_and_write(
     (seq, hash, indexed): Head,
     pending: &mut [AuditRow],
     index_every: i64,
-) -> Result<Head, AppError> {
+    numbers: &mut SeqPool,
+) -> Result<(Head, i64), AppError> {
     let mut head = ChainHead { seq, hash };
-    let seqs = audit::allocate(c, pending.len())?;
+    let seqs = numbers.take(c, pending.len(), seq)?;
     audit::link(&mut head, &seqs, pending);
     audit::insert_rows(c, pending)?;
-    run_fixed(
+    let generation = set_head(
         c,
         SetHead {
             id: head_id,
@@ -721,20 +736,14 @@ fn place_and_write(
             }
         }
     }
-    Ok((head.seq, head.hash, indexed))
+    Ok(((head.seq, head.hash, indexed), generation))
 }
 
-/// Runs a statement whose SQL never varies. diesel prepares every UPDATE it builds anew
-/// (a changeset may change its SQL); these two run in every group commit, so they are
-/// written out once here and prepared once per connection.
-fn run_fixed<Q>(c: &mut DbConnection, q: Q) -> QueryResult<usize>
-where
-    Q: QueryFragment<diesel::sqlite::Sqlite> + QueryFragment<diesel::pg::Pg> + QueryId,
-    Q: RunQueryDsl<diesel::SqliteConnection> + RunQueryDsl<diesel::PgConnection>,
-{
+/// Moves the head; returns the change counter in the same round trip.
+fn set_head(c: &mut DbConnection, q: SetHead<'_>) -> QueryResult<i64> {
     match c {
-        DbConnection::Sqlite(c) => q.execute(c),
-        DbConnection::Pg(c) => q.execute(c),
+        DbConnection::Sqlite(c) => q.get_result(c),
+        DbConnection::Pg(c) => q.get_result(c),
     }
 }
 
@@ -809,8 +818,13 @@ where
         out.push_bind_param::<Text, _>(self.hash)?;
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<Integer, _>(&self.id)?;
+        out.push_sql(" RETURNING (SELECT generation FROM cache_generation WHERE id = 1)");
         Ok(())
     }
+}
+
+impl diesel::query_builder::Query for SetHead<'_> {
+    type SqlType = BigInt;
 }
 
 impl<C> RunQueryDsl<C> for SetHead<'_> {}
@@ -843,8 +857,12 @@ struct SeqPool {
 const SEQ_POOL_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl SeqPool {
-    /// `n` numbers above `after` (the chain's head), increasing.
+    /// `n` numbers above `after` (the chain's head), increasing. SQLite counts on from
+    /// the highest under its write lock: nothing drawn ahead.
     fn take(&mut self, c: &mut DbConnection, n: usize, after: i64) -> Result<Vec<i64>, AppError> {
+        if matches!(c, DbConnection::Sqlite(_)) || n == 0 {
+            return audit::allocate(c, n);
+        }
         self.numbers.retain(|&s| s > after);
         let fresh = self.drawn.is_some_and(|at| at.elapsed() < SEQ_POOL_MAX_AGE);
         if !fresh || self.numbers.len() < n {
@@ -873,13 +891,6 @@ struct FastPath {
 }
 
 impl FastPath {
-    fn after(head: Head, generation: i64) -> Self {
-        FastPath {
-            after: Some((head, generation)),
-            seqs: SeqPool::default(),
-        }
-    }
-
     /// Commits `batch` in one statement if it can: `Ok(true)` when done (every job
     /// answered), `Ok(false)` when the batch must take the transaction (untouched), an
     /// error when the connection failed (the batch is then still to be answered).

@@ -303,6 +303,17 @@ async fn the_writer_indexes_entries_in_batches_without_gaps_or_doubles() {
     assert_eq!(inside, expected, "{}", window.text);
 }
 
+/// The number of the trail's `n`th entry (1-based): numbers may skip (PostgreSQL draws
+/// them ahead), so tests that tamper with an entry ask for it by position.
+pub fn nth_seq(app: &TestApp, n: i64) -> i64 {
+    audit_log::table
+        .select(audit_log::seq)
+        .order(audit_log::seq)
+        .offset(n - 1)
+        .first(&mut app.connect())
+        .expect("the trail has that many entries")
+}
+
 fn verify_cli(app: &TestApp) -> (bool, String) {
     app.cli(&["audit", "verify"])
 }
@@ -324,24 +335,28 @@ async fn the_chain_verifies_and_an_altered_entry_is_named() {
     let (ok, out) = verify_cli(&app);
     assert!(ok, "{out}");
     assert!(out.contains("verified"), "{out}");
+    let fifth = nth_seq(&app, 5);
     app.connect()
-        .batch_execute("UPDATE audit_log SET outcome = 'denied' WHERE seq = 5")
+        .batch_execute(&format!(
+            "UPDATE audit_log SET outcome = 'denied' WHERE seq = {fifth}"
+        ))
         .unwrap();
     let (ok, out) = verify_cli(&app);
     assert!(!ok);
-    assert!(out.contains("entry 5"), "{out}");
+    assert!(out.contains(&format!("entry {fifth}")), "{out}");
 }
 
 #[tokio::test]
 async fn a_deleted_entry_breaks_the_chain() {
     let app = busy_app().await;
+    let (fourth, fifth) = (nth_seq(&app, 4), nth_seq(&app, 5));
     app.connect()
-        .batch_execute("DELETE FROM audit_log WHERE seq = 4")
+        .batch_execute(&format!("DELETE FROM audit_log WHERE seq = {fourth}"))
         .unwrap();
     let (ok, out) = verify_cli(&app);
     assert!(!ok);
     assert!(
-        out.contains("entry 5") && out.contains("does not link"),
+        out.contains(&format!("entry {fifth}")) && out.contains("does not link"),
         "{out}"
     );
 }
@@ -349,16 +364,17 @@ async fn a_deleted_entry_breaks_the_chain() {
 #[tokio::test]
 async fn reordered_entries_break_the_chain() {
     let app = busy_app().await;
+    let (third, fourth) = (nth_seq(&app, 3), nth_seq(&app, 4));
     app.connect()
-        .batch_execute(
-            "UPDATE audit_log SET seq = -1 WHERE seq = 3; \
-             UPDATE audit_log SET seq = 3 WHERE seq = 4; \
-             UPDATE audit_log SET seq = 4 WHERE seq = -1;",
-        )
+        .batch_execute(&format!(
+            "UPDATE audit_log SET seq = -1 WHERE seq = {third}; \
+             UPDATE audit_log SET seq = {third} WHERE seq = {fourth}; \
+             UPDATE audit_log SET seq = {fourth} WHERE seq = -1;"
+        ))
         .unwrap();
     let (ok, out) = verify_cli(&app);
     assert!(!ok);
-    assert!(out.contains("entry 3"), "{out}");
+    assert!(out.contains(&format!("entry {third}")), "{out}");
 }
 
 #[tokio::test]
