@@ -830,16 +830,12 @@ impl diesel::query_builder::Query for SetHead<'_> {
 impl<C> RunQueryDsl<C> for SetHead<'_> {}
 
 impl Job {
-    /// Answers the job without running it: its group could not be committed.
+    /// Answers the job with 503 without running it: its group could not be committed.
+    /// Only groups of reads are failed this way (see [`FastPath::try_append`]); a `Run`
+    /// job dropped here would answer "writer dropped a job".
     fn fail(self) {
-        match self.work {
-            Work::Audit { done, .. } => {
-                let _ = done.send(Err(AppError::Unavailable));
-            }
-            // Dropping the closure drops its sender: the request hears "writer dropped a
-            // job" only if it never ran; a run job is never failed this way (the one-
-            // statement path takes groups of reads only).
-            Work::Run(_) => {}
+        if let Work::Audit { done, .. } = self.work {
+            let _ = done.send(Err(AppError::Unavailable));
         }
     }
 }
