@@ -55,6 +55,16 @@ pub enum Command {
     /// Retention (gallring): erase records whose retention period has passed.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every environment variable the service reads, with its default and meaning
+    /// (a Markdown table; deploy/README.md holds the same).
+    Reference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,6 +377,10 @@ fn policy_dir(d: PolicyDir) -> PathBuf {
 /// Runs a command; the returned code is the process exit code.
 pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Config(ConfigCommand::Reference) => {
+            print!("{}", crate::config::reference_markdown());
+            Ok(0)
+        }
         Command::Serve { demo, bind } => {
             settings.demo = demo;
             if let Some(b) = bind {

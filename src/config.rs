@@ -290,3 +290,138 @@ impl Settings {
         })
     }
 }
+
+/// One environment variable the service reads: the configuration reference
+/// (`samverkan config reference`, and the table in deploy/README.md) is written from
+/// this list, and a test holds the list to the variables the code reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, meaning: &'static str) -> Variable {
+    Variable {
+        name,
+        default,
+        meaning,
+    }
+}
+
+/// Every variable, in the order an operator meets them.
+pub const VARIABLES: &[Variable] = &[
+    var("DATABASE_URL", "`samverkan.db`", "`postgres://…` or a SQLite file path"),
+    var("SAMVERKAN_BIND", "`127.0.0.1:8080`", "listen address (also `serve --bind`)"),
+    var("SAMVERKAN_JWT_KEYS", "—", "`kid:secret[,kid:secret…]`, secrets ≥ 32 bytes; the first signs, all verify (rotate by putting a new key first)"),
+    var("SAMVERKAN_JWT_KEY_FILE", "beside a SQLite database: `<db>.signing-keys`", "keys in the same format; generated (mode 0600) on first start when absent"),
+    var("SAMVERKAN_JWT_ISSUER", "`samverkan`", "the tokens' issuer, checked on every token"),
+    var("SAMVERKAN_JWT_AUDIENCE", "`samverkan-api`", "the tokens' audience, checked on every token"),
+    var("SAMVERKAN_ACCESS_TOKEN_TTL_SECS", "900", "access token lifetime"),
+    var("SAMVERKAN_REFRESH_TOKEN_TTL_SECS", "43200", "refresh token (session) lifetime, renewed on each refresh"),
+    var("SAMVERKAN_LOGIN_MAX_FAILURES", "5", "failed logins per username in the window before 429"),
+    var("SAMVERKAN_LOGIN_MAX_FAILURES_PER_CLIENT", "50", "the same per client address"),
+    var("SAMVERKAN_LOGIN_WINDOW_SECS", "900", "throttling window (the cooling-off period)"),
+    var("SAMVERKAN_TRUSTED_PROXIES", "none", "comma-separated addresses or CIDRs of the proxies in front (ingress, load balancer) that may name the client. Only when the TCP peer is one of them is the forwarding header read, and the right-most address in it that is not a trusted proxy is the client (for the per-client login limit and the audit trail). Empty: the headers are ignored"),
+    var("SAMVERKAN_FORWARDED_HEADER", "`x-forwarded-for`", "which header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239 `for=`). Only that one is read: a proxy that writes one passes the other through from the client"),
+    var("SAMVERKAN_HASH_CONCURRENCY", "2", "argon2id hashes at once; more logins wait up to 5 s, then 503"),
+    var("SAMVERKAN_MAX_BODY_BYTES", "1048576", "larger bodies get 413"),
+    var("SAMVERKAN_DB_POOL_SIZE", "8", "read connections"),
+    var("SAMVERKAN_DB_WRITERS", "2", "writer threads on PostgreSQL, each with its own connection and audit chain (SQLite: always 1); 2 measured best on 2 cores"),
+    var("SAMVERKAN_WORKERS", "one per core", "HTTP worker threads"),
+    var("SAMVERKAN_CACHE_ENTRIES", "10000", "sessions and situation reports kept in memory (each); 0 turns the caches off"),
+    var("SAMVERKAN_CACHE_POLL_MS", "250", "how soon a change made outside this process (CLI, SQL, another instance) reaches the caches"),
+    var("SAMVERKAN_POLICY_DIR", "`./policies`, else the built-in copy", "Cedar policies and schema"),
+    var("SAMVERKAN_DEMO_PASSWORD", "generated, printed once", "the password of demo users `serve --demo` creates (existing users are never changed)"),
+    var("SAMVERKAN_LOG_FORMAT", "`json`", "`text` for human-readable logs; `RUST_LOG` filters"),
+    var("SAMVERKAN_RETENTION_OBSERVATION_DAYS", "365", "retention of observations, from filing; 0 keeps them for ever (see \"Retention\")"),
+    var("SAMVERKAN_RETENTION_SITUATION_REPORT_DAYS", "365", "retention of situation reports, from the end of their validity; 0 keeps them"),
+    var("SAMVERKAN_RETENTION_REFERRAL_DAYS", "1826", "retention of referrals, from their last status change; 0 keeps them"),
+    var("SAMVERKAN_RETENTION_INTERVAL_SECS", "3600", "how often the service erases what is due (first run a minute after start); 0 turns the job off"),
+    var("SAMVERKAN_METRICS_BIND", "off", "the operator's address for Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9464`; never served on the public address (see \"Metrics\")"),
+    var("SAMVERKAN_WEB_IDLE_MINUTES", "15", "a browser session ends after this long without a request"),
+    var("SAMVERKAN_WEB_IDLE_SECS", "—", "the same in seconds (for tests); wins over the minutes"),
+    var("SAMVERKAN_SECURE_COOKIES", "by the bind address", "`true`: the session cookie is `__Host-samverkan`, `Secure` (behind TLS); `false`: `samverkan`, for plain HTTP. Unset: `false` on a loopback address (a developer's machine), `true` on any other"),
+    var("SAMVERKAN_AUDIT_INDEX_EVERY", "2048", "audit entries between two copies of their lookup keys (actor, record, time) into the indexed `audit_keys`; an auditor's query reads the entries not yet copied from the trail itself, so it always sees everything"),
+    var("SAMVERKAN_NEW_PASSWORD", "—", "the command line only: the password for `admin create-user` and `admin set-password`, instead of reading it from standard input"),
+];
+
+/// The configuration reference as a Markdown table (deploy/README.md holds this text
+/// between its `config-reference` markers; a test keeps the two equal).
+pub fn reference_markdown() -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for v in VARIABLES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            v.name, v.default, v.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::VARIABLES;
+
+    /// Every `SAMVERKAN_*` name in the sources (and `DATABASE_URL`).
+    fn names_in_sources(dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                names_in_sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("\"SAMVERKAN_") {
+                    let name: String = text[i + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    // (This test's own search string is only the prefix.)
+                    if name.len() > "SAMVERKAN_".len() {
+                        out.insert(name);
+                    }
+                }
+                if text.contains("env(\"DATABASE_URL\")") {
+                    out.insert("DATABASE_URL".into());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_lists_exactly_the_variables_the_code_reads() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut read = BTreeSet::new();
+        names_in_sources(&src, &mut read);
+        let listed: BTreeSet<String> = VARIABLES.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(listed.len(), VARIABLES.len(), "a variable is listed twice");
+        let unlisted: Vec<_> = read.difference(&listed).collect();
+        let stale: Vec<_> = listed.difference(&read).collect();
+        assert!(
+            unlisted.is_empty(),
+            "read but not in config::VARIABLES: {unlisted:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "in config::VARIABLES but never read: {stale:?}"
+        );
+    }
+
+    #[test]
+    fn deploy_readme_holds_the_generated_reference() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/README.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = "<!-- config-reference: generated by `samverkan config reference`; a test keeps it so -->\n";
+        let end = "<!-- /config-reference -->";
+        let from = text.find(start).expect("the start marker") + start.len();
+        let to = text[from..].find(end).expect("the end marker") + from;
+        assert_eq!(
+            &text[from..to],
+            super::reference_markdown(),
+            "deploy/README.md's configuration table is stale: replace it with the output of `samverkan config reference`"
+        );
+    }
+}

@@ -265,3 +265,22 @@ fn policy_check_and_test_pass_on_the_shipped_policies_and_name_the_line_of_a_bro
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("referrals.cedar"));
 }
+
+/// The configuration reference names every variable with its default, as a table.
+#[test]
+fn config_reference_lists_every_variable_with_its_default() {
+    let out = command()
+        .args(["config", "reference"])
+        .output()
+        .expect("run samverkan");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("| variable | default | meaning |"), "{text}");
+    for row in [
+        "| `DATABASE_URL` | `samverkan.db` |",
+        "| `SAMVERKAN_TRUSTED_PROXIES` | none |",
+        "| `SAMVERKAN_DB_WRITERS` | 2 |",
+    ] {
+        assert!(text.contains(row), "{row} missing from:\n{text}");
+    }
+}
