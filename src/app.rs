@@ -171,6 +171,9 @@ impl Application {
         let workers = state.settings.workers;
         let registry = prometheus::Registry::new();
         let prometheus = crate::api::middleware::metrics(registry.clone())?;
+        registry
+            .register(Box::new(state.writer.commits_metric()))
+            .context("registering the writer's metrics")?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             use crate::api::middleware::{reject_odd_requests, security_headers};

@@ -158,7 +158,12 @@ impl Work {
 #[derive(Clone)]
 pub struct Writer {
     tx: std_mpsc::SyncSender<Job>,
+    commits: prometheus::IntCounterVec,
 }
+
+/// The name of the writers' counter of group commits, by outcome (`committed`, or
+/// `failed`: the group's requests got 503 and the writer reconnected).
+pub const GROUP_COMMITS_METRIC: &str = "samverkan_audit_group_commits_total";
 
 impl Writer {
     /// Starts `writers` writer threads (one on SQLite), each on its own connection and
@@ -174,6 +179,14 @@ impl Writer {
     ) -> Result<Self, StorageError> {
         // Fail at once on a bad URL; each thread opens its own connection.
         drop(establish(url)?);
+        let commits = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                GROUP_COMMITS_METRIC,
+                "Group commits of the audit writers (every write and every read's audit entry), by outcome",
+            ),
+            &["outcome"],
+        )
+        .map_err(|e| StorageError::Thread(format!("writer metrics: {e}")))?;
         let (tx, rx) = std_mpsc::sync_channel::<Job>(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         // PostgreSQL: while one writer waits for its commit, the next group fills and
@@ -182,12 +195,18 @@ impl Writer {
         let writers = if url.is_sqlite() { 1 } else { writers.max(1) };
         for i in 0..writers {
             let (url, rx, generation) = (url.clone(), rx.clone(), generation.clone());
+            let commits = commits.clone();
             thread::Builder::new()
                 .name(format!("samverkan-writer-{i}"))
-                .spawn(move || run(url, rx, generation, index_every.max(1)))
+                .spawn(move || run(url, rx, generation, index_every.max(1), commits))
                 .map_err(|e| StorageError::Thread(format!("cannot start writer: {e}")))?;
         }
-        Ok(Writer { tx })
+        Ok(Writer { tx, commits })
+    }
+
+    /// The writers' counter of group commits, for the operator's metrics listener.
+    pub fn commits_metric(&self) -> prometheus::IntCounterVec {
+        self.commits.clone()
     }
 
     /// Runs `f` in the next group transaction (inside its own savepoint, so a failing job
@@ -566,7 +585,10 @@ fn run(
     rx: Arc<Mutex<std_mpsc::Receiver<Job>>>,
     generation_counter: Arc<Generation>,
     index_every: i64,
+    commits_metric: prometheus::IntCounterVec,
 ) {
+    let committed_groups = commits_metric.with_label_values(&["committed"]);
+    let failed_groups = commits_metric.with_label_values(&["failed"]);
     let (mut conn, wal, mut chain) =
         crate::storage::retry_until_ok("audit writer", || connect_and_claim(&url));
     let checkpointer = if wal { start_checkpointer(&url) } else { None };
@@ -581,10 +603,12 @@ fn run(
         match fast.try_append(&mut conn, chain, &mut batch, index_every) {
             Ok(true) => {
                 commits += 1;
+                committed_groups.inc();
                 continue;
             }
             Ok(false) => {}
             Err(e) => {
+                failed_groups.inc();
                 // Whether it committed is unknown: the requests get 503 (their entries
                 // may still be in the trail: an answer is never sent without one).
                 tracing::error!(error = %e, "group commit failed");
@@ -663,8 +687,12 @@ fn run(
         // The commit has returned: on PostgreSQL and on SQLite (`synchronous = FULL`)
         // that means it is on disk.
         let committed = match result {
-            Ok(()) => true,
+            Ok(()) => {
+                committed_groups.inc();
+                true
+            }
             Err(e) => {
+                failed_groups.inc();
                 tracing::error!(error = %e, "group commit failed");
                 false
             }

@@ -275,7 +275,10 @@ fn config_reference_lists_every_variable_with_its_default() {
         .expect("run samverkan");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("| variable | default | meaning |"), "{text}");
+    assert!(
+        text.starts_with("| variable | default | meaning |"),
+        "{text}"
+    );
     for row in [
         "| `DATABASE_URL` | `samverkan.db` |",
         "| `SAMVERKAN_TRUSTED_PROXIES` | none |",

@@ -93,6 +93,14 @@ async fn metrics_are_served_only_on_the_operator_address_and_junk_paths_do_not_g
         "{}",
         last.text
     );
+    // The writers' group commits, which the alert on failing audit writes watches.
+    let committed = last
+        .text
+        .lines()
+        .find(|l| l.starts_with("samverkan_audit_group_commits_total{outcome=\"committed\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no committed group commits in:\n{}", last.text));
+    assert!(committed >= 2, "{committed}");
 }
 
 #[tokio::test]
