@@ -101,6 +101,33 @@ async fn metrics_are_served_only_on_the_operator_address_and_junk_paths_do_not_g
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no committed group commits in:\n{}", last.text));
     assert!(committed >= 2, "{committed}");
+    // Every samverkan metric the alert rules and the dashboard use is one the service
+    // serves (they would silently never fire, or draw nothing, otherwise).
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for file in ["prometheus-alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        let mut names: Vec<String> = text
+            .match_indices("samverkan_")
+            .map(|(i, _)| {
+                text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect()
+            })
+            .filter(|n: &String| n.ends_with("_total") || n.ends_with("_bucket"))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert!(!names.is_empty(), "{file}");
+        for name in names {
+            assert!(
+                last.text
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))),
+                "{file} uses {name}, which the service does not serve"
+            );
+        }
+    }
 }
 
 #[tokio::test]
