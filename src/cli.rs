@@ -58,6 +58,28 @@ pub enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy a consistent snapshot of the SQLite database to a new file while the service
+    /// runs, verify the copy's audit trail and print its chain heads (anchors to keep).
+    /// On PostgreSQL, use pg_dump or point-in-time recovery (deploy/README.md, "Backups").
+    Backup {
+        /// The file to write (must not exist; created readable by the owner only).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put a backup in place of the SQLite database (stop the service first). The
+    /// backup's audit trail is verified first, against every anchor given: entries
+    /// missing since the backup are named; a broken or rewritten trail is refused.
+    Restore {
+        /// The backup file (from `samverkan backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// A head kept since (`SEQ:HASH`); may be repeated.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<crate::audit::Anchor>,
+        /// Replace an existing database file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +215,15 @@ fn cli_entry(action: AuditAction, kind: &str, id: &str, changes: Changes) -> Aud
     AuditEntry::new(action, Outcome::Success, &meta)
         .record(kind, id)
         .changes(changes.into_json())
+}
+
+/// An entry of the command line that changes no record's fields.
+fn cli_event(action: AuditAction, kind: &str, id: &str) -> AuditEntry {
+    let meta = RequestMeta {
+        client: Some("cli".into()),
+        ..Default::default()
+    };
+    AuditEntry::new(action, Outcome::Success, &meta).record(kind, id)
 }
 
 /// The question the policy answers for the operator on an account (see
@@ -377,6 +408,12 @@ fn policy_dir(d: PolicyDir) -> PathBuf {
 /// Runs a command; the returned code is the process exit code.
 pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Backup { out } => backup(settings, out).await,
+        Command::Restore {
+            from,
+            anchor,
+            force,
+        } => restore(settings, from, anchor, force).await,
         Command::Config(ConfigCommand::Reference) => {
             print!("{}", crate::config::reference_markdown());
             Ok(0)
@@ -464,6 +501,165 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The SQLite file behind the settings, or why there is none.
+fn sqlite_file(settings: &Settings, what: &str) -> Result<PathBuf, String> {
+    match &settings.database_url {
+        storage::DatabaseUrl::Sqlite(path) => Ok(path.clone()),
+        storage::DatabaseUrl::Postgres(_) => Err(format!(
+            "{what} works on SQLite; on PostgreSQL use pg_dump / pg_restore or point-in-time recovery (deploy/README.md, \"Backups\")"
+        )),
+    }
+}
+
+/// Verifies the trail in `path` (every chain, then the anchors) and prints what it found.
+/// `Ok(true)`: intact (anchors beyond its end are named as missing); `Ok(false)`: broken
+/// or rewritten.
+fn verify_file(path: &std::path::Path, anchors: &[crate::audit::Anchor]) -> anyhow::Result<bool> {
+    let url = storage::DatabaseUrl::Sqlite(path.to_path_buf());
+    let mut conn = storage::establish(&url)?;
+    let summary = match crate::audit::verify(&mut conn)? {
+        Ok(summary) => summary,
+        Err(fault) => {
+            eprintln!("the audit trail in {} is BROKEN at {fault}", path.display());
+            return Ok(false);
+        }
+    };
+    let mut intact = true;
+    for a in anchors {
+        match crate::audit::check_anchor(&mut conn, a)? {
+            Ok(()) => println!("anchor {}:{} matches", a.seq, a.hash),
+            Err(fault @ crate::audit::AnchorFault::Missing { .. }) => {
+                println!("missing since the backup: {fault}");
+            }
+            Err(fault) => {
+                eprintln!("the audit trail does not match its anchor: {fault}");
+                intact = false;
+            }
+        }
+    }
+    println!(
+        "audit trail verified: {} entries in {} chain(s)",
+        summary.entries,
+        summary.chains.len()
+    );
+    for c in &summary.chains {
+        println!("{} {} chain {}", c.head.seq, c.head.hash, c.chain);
+    }
+    Ok(intact)
+}
+
+/// One consistent copy of a SQLite database into `target` (new or empty).
+fn vacuum_into(url: &storage::DatabaseUrl, target: &std::path::Path) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    let storage::DbConnection::Sqlite(mut conn) = storage::establish(url)? else {
+        anyhow::bail!("not a SQLite database");
+    };
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(target.to_string_lossy().into_owned())
+        .execute(&mut conn)?;
+    Ok(())
+}
+
+/// `samverkan backup --out FILE`: `VACUUM INTO` copies one consistent snapshot while the
+/// service goes on writing (WAL readers do not block the writer).
+pub async fn backup(settings: Settings, out: PathBuf) -> anyhow::Result<i32> {
+    let source = match sqlite_file(&settings, "backup") {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("{why}");
+            return Ok(2);
+        }
+    };
+    // Owner-only from the start: the copy holds everything the database holds.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&out)
+        {
+            eprintln!("cannot create {}: {e}", out.display());
+            return Ok(2);
+        }
+    }
+    // Audited in the trail the backup then holds: who copied the database, when, where to.
+    let (_, writer) = admin_context(&settings).await?;
+    let name = out.display().to_string();
+    let entry = cli_event(AuditAction::Backup, "database", &name);
+    writer.audit(vec![entry]).await?;
+    let url = settings.database_url.clone();
+    let target = out.clone();
+    tokio::task::spawn_blocking(move || vacuum_into(&url, &target))
+        .await?
+        .with_context(|| format!("copying {} to {}", source.display(), out.display()))?;
+    println!(
+        "backup of {} written to {}",
+        source.display(),
+        out.display()
+    );
+    Ok(if verify_file(&out, &[])? { 0 } else { 2 })
+}
+
+/// `samverkan restore --from FILE`: verifies the backup, then puts a copy of it in place
+/// of the database file (the live file's log and shared-memory files go with it) and
+/// records the restore in the restored trail.
+pub async fn restore(
+    settings: Settings,
+    from: PathBuf,
+    anchors: Vec<crate::audit::Anchor>,
+    force: bool,
+) -> anyhow::Result<i32> {
+    let target = match sqlite_file(&settings, "restore") {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("{why}");
+            return Ok(2);
+        }
+    };
+    if !from.is_file() {
+        eprintln!("no backup at {}", from.display());
+        return Ok(2);
+    }
+    if target.exists() && !force {
+        eprintln!(
+            "{} exists: stop the service, then run restore again with --force",
+            target.display()
+        );
+        return Ok(2);
+    }
+    println!("checking the backup {}", from.display());
+    let (src, anchors_in) = (from.clone(), anchors.clone());
+    if !tokio::task::spawn_blocking(move || verify_file(&src, &anchors_in)).await?? {
+        eprintln!("nothing was restored");
+        return Ok(2);
+    }
+    let (src, dst) = (from.clone(), target.clone());
+    tokio::task::spawn_blocking(move || {
+        let fresh = dst.with_extension("restoring");
+        let _ = std::fs::remove_file(&fresh);
+        vacuum_into(&storage::DatabaseUrl::Sqlite(src), &fresh)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = dst.clone().into_os_string();
+            side.push(suffix);
+            let _ = std::fs::remove_file(side);
+        }
+        std::fs::rename(&fresh, &dst)?;
+        anyhow::Ok(())
+    })
+    .await?
+    .with_context(|| format!("restoring {} to {}", from.display(), target.display()))?;
+    let (_, writer) = admin_context(&settings).await?;
+    let entry = cli_event(
+        AuditAction::Restore,
+        "database",
+        &from.display().to_string(),
+    );
+    writer.audit(vec![entry]).await?;
+    println!("restored {} from {}", target.display(), from.display());
+    Ok(0)
 }
 
 /// Walks the chain, then checks each anchor; exit code 2 names the first problem.

@@ -41,6 +41,8 @@ vocabulary!(
         Erase => "erase",
         RetentionDryRun => "retention_dry_run",
         DemoSeed => "demo_seed",
+        Backup => "backup",
+        Restore => "restore",
     }
 );
 

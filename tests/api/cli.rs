@@ -287,3 +287,147 @@ fn config_reference_lists_every_variable_with_its_default() {
         assert!(text.contains(row), "{row} missing from:\n{text}");
     }
 }
+
+/// `samverkan backup` while guards file observations: the copy is consistent (its trail
+/// verifies, and every observation in it was acknowledged), it restores into a new
+/// database that verifies against the copy's head, and a restore over an existing file
+/// or from a damaged copy changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_write_load_restores_and_verifies() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let server = start_demo(
+        live.to_str().unwrap(),
+        &[("SAMVERKAN_DEMO_PASSWORD", "backup-test-password-1")],
+    );
+    let (_, body) = login(&server.base, "vakt1", "backup-test-password-1").await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    // Writes go on, unpaced, until the backup is done.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (base, token, stop) = (server.base.clone(), token.clone(), stop.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut filed = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client
+                    .post(format!("{base}/api/v1/observations"))
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"place": "sergels-torg", "observed_at": "2026-11-20T21:30:00Z",
+                        "category": "drug_sale", "description": "load"}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let v: serde_json::Value = r.json().await.unwrap();
+                filed.push(v["id"].as_str().unwrap().to_owned());
+            }
+            filed
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let copy = dir.path().join("copy.db");
+    let out = command()
+        .args(["backup", "--out", copy.to_str().unwrap()])
+        .env("DATABASE_URL", &live)
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let filed = load.await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("audit trail verified"), "{text}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // The copy's head, as printed (`SEQ HASH chain N`): the anchor to restore against.
+    let head = text
+        .lines()
+        .find(|l| l.ends_with("chain 1"))
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(":"))
+        .expect("the copy's head");
+    drop(server);
+
+    // Restored into a new file: the trail verifies against the copy's head, and the
+    // observations in it are ones that were acknowledged.
+    let restored = dir.path().join("restored.db");
+    let out = command()
+        .args([
+            "restore",
+            "--from",
+            copy.to_str().unwrap(),
+            "--anchor",
+            &head,
+        ])
+        .env("DATABASE_URL", &restored)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("matches"), "{text}");
+    let verify = command()
+        .args(["audit", "verify"])
+        .env("DATABASE_URL", &restored)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let mut conn = diesel::SqliteConnection::establish(restored.to_str().unwrap()).unwrap();
+    let ids: Vec<String> = samverkan::storage::schema::observations::table
+        .select(samverkan::storage::schema::observations::id)
+        .filter(samverkan::storage::schema::observations::description.eq("load"))
+        .load(&mut conn)
+        .unwrap();
+    assert!(!ids.is_empty(), "the copy holds some of the writes");
+    assert!(
+        ids.iter().all(|id| filed.contains(id)),
+        "only acknowledged writes"
+    );
+
+    // Over an existing database without --force: refused, the file unchanged.
+    let before = std::fs::read(&restored).unwrap();
+    let out = command()
+        .args(["restore", "--from", copy.to_str().unwrap()])
+        .env("DATABASE_URL", &restored)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&restored).unwrap(), before);
+
+    // A damaged copy is refused with the entry named, and nothing is restored.
+    diesel::SqliteConnection::establish(copy.to_str().unwrap())
+        .unwrap()
+        .batch_execute(
+            "UPDATE audit_log SET outcome = 'denied' WHERE seq = (SELECT MIN(seq) FROM audit_log)",
+        )
+        .unwrap();
+    let elsewhere = dir.path().join("elsewhere.db");
+    let out = command()
+        .args(["restore", "--from", copy.to_str().unwrap()])
+        .env("DATABASE_URL", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("BROKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!elsewhere.exists());
+}
