@@ -208,13 +208,7 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
 }
 
 fn cli_entry(action: AuditAction, kind: &str, id: &str, changes: Changes) -> AuditEntry {
-    let meta = RequestMeta {
-        client: Some("cli".into()),
-        ..Default::default()
-    };
-    AuditEntry::new(action, Outcome::Success, &meta)
-        .record(kind, id)
-        .changes(changes.into_json())
+    cli_event(action, kind, id).changes(changes.into_json())
 }
 
 /// An entry of the command line that changes no record's fields.
