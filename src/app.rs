@@ -162,6 +162,7 @@ impl Application {
             sessions: Arc::new(GenCache::new(capacity, generation.clone())),
             reports: Arc::new(GenCache::new(capacity, generation.clone())),
             generation,
+            statistics: Arc::new(crate::statistics::DecisionCache::default()),
         });
         crate::retention::spawn_job(
             state.writer.clone(),

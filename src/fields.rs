@@ -106,3 +106,24 @@ pub fn birth_year(field: &str, year: Option<i32>) -> Result<Option<i32>, AppErro
         other => Ok(other),
     }
 }
+
+/// The calendar month (`2026-03`) of a stored time, in Europe/Stockholm: statistics
+/// count by the month people there lived it, not by UTC.
+pub fn stockholm_month(micros: i64) -> String {
+    // Compiled in (jiff's bundled database), so the zone cannot be missing.
+    let tz = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC);
+    match jiff::Timestamp::from_microsecond(micros) {
+        Ok(t) => t.to_zoned_datetime(tz).strftime("%Y-%m").to_string(),
+        Err(_) => "0000-00".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod month_tests {
+    #[test]
+    fn a_new_year_night_in_stockholm_counts_in_january() {
+        // 2026-12-31T23:30Z is 00:30 on 1 January 2027 in Stockholm.
+        assert_eq!(super::stockholm_month(1_798_759_800_000_000), "2027-01");
+        assert_eq!(super::stockholm_month(1_798_756_200_000_000), "2026-12");
+    }
+}

@@ -8,7 +8,7 @@
 //!
 //! Layers, lowest first; a module imports only from those below it:
 //! `error`, `fields`, `request` → `storage` → `policy` → `config` → `auth` → `audit` →
-//! `records` → `account`, `admin`, `retention`, `demo` → `api` → `web` → `app`, `cli`.
+//! `records` → `account`, `admin`, `retention`, `demo`, `statistics` → `api` → `web` → `app`, `cli`.
 
 pub mod account;
 pub mod admin;
@@ -26,6 +26,7 @@ pub mod records;
 pub mod request;
 pub mod retention;
 pub mod secret;
+pub mod statistics;
 pub mod storage;
 pub mod telemetry;
 pub mod web;
@@ -65,7 +66,7 @@ mod layers {
         &["auth"],
         &["audit"],
         &["records"],
-        &["account", "admin", "retention", "demo"],
+        &["account", "admin", "retention", "demo", "statistics"],
         &["api"],
         &["web"],
         &["app", "cli"],

@@ -16,6 +16,7 @@ pub mod reference;
 pub mod referrals;
 pub mod situation_reports;
 pub mod state;
+pub mod statistics;
 
 use actix_web::web;
 
@@ -76,7 +77,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(audit::summary)
             .service(legal_holds::list)
             .service(legal_holds::set)
-            .service(legal_holds::clear),
+            .service(legal_holds::clear)
+            .service(statistics::observations),
     )
     .default_service(web::to(middleware::not_found));
 }

@@ -65,6 +65,7 @@ impl Modify for BearerAuth {
         super::admin::list_users, super::admin::create_user, super::admin::get_user, super::admin::update_user,
         super::audit::list, super::audit::export, super::audit::summary,
         super::legal_holds::list, super::legal_holds::set, super::legal_holds::clear,
+        super::statistics::observations,
     )
 )]
 pub struct ApiDoc;

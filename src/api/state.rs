@@ -34,6 +34,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// Situation reports with their sections, by id: the guards' hot read.
     pub reports: Arc<RecordCache<SituationReports>>,
+    /// What each year's statistics may publish, while its counts are unchanged.
+    pub statistics: Arc<crate::statistics::DecisionCache>,
 }
 
 impl AppState {

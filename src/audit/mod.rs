@@ -43,6 +43,8 @@ vocabulary!(
         DemoSeed => "demo_seed",
         Backup => "backup",
         Restore => "restore",
+        /// Statistics read (a disclosure, even of aggregates): which, in `parts`.
+        StatisticsRead => "statistics_read",
     }
 );
 

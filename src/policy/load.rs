@@ -38,6 +38,10 @@ const EMBEDDED_POLICIES: &[(&str, &str)] = &[
         "situation_reports.cedar",
         include_str!("../../policies/situation_reports.cedar"),
     ),
+    (
+        "statistics.cedar",
+        include_str!("../../policies/statistics.cedar"),
+    ),
 ];
 pub(crate) const EMBEDDED_DECISIONS: &str = include_str!("../../policies/decisions.csv");
 

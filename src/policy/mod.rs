@@ -36,7 +36,7 @@ pub use scope::Scope;
 pub use table::{run_decision_tables, run_embedded_decision_tables, TableReport};
 pub use vocabulary::{
     AdminKind, Audience, ObservationPart, OrganizationKind, RecordKind, ReferralPart, ReleasedTo,
-    Role,
+    Role, StatisticsKind,
 };
 
 /// Who is asking; built by the caller from the database for each request.
@@ -63,11 +63,12 @@ pub enum Action {
     WithdrawConsent,
     Administer,
     ReadAudit,
+    ReadStatistics,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::Read,
         Action::Create,
         Action::WriteFeedback,
@@ -75,6 +76,7 @@ impl Action {
         Action::WithdrawConsent,
         Action::Administer,
         Action::ReadAudit,
+        Action::ReadStatistics,
     ];
 
     /// The action's id in the Cedar schema (`Samverkan::Action::"<name>"`).
@@ -87,6 +89,7 @@ impl Action {
             Action::WithdrawConsent => "withdraw_consent",
             Action::Administer => "administer",
             Action::ReadAudit => "read_audit",
+            Action::ReadStatistics => "read_statistics",
         }
     }
 
@@ -151,6 +154,8 @@ pub enum Resource {
     },
     /// The audit trail (metadata only).
     AuditLog,
+    /// Statistics of one kind (aggregates only).
+    Statistics { kind: StatisticsKind },
 }
 
 impl Resource {
@@ -163,6 +168,7 @@ impl Resource {
             Resource::Admin { .. } => "Admin",
             Resource::Account { .. } => "Account",
             Resource::AuditLog => "AuditLog",
+            Resource::Statistics { .. } => "Statistics",
         }
     }
 }
@@ -215,6 +221,8 @@ struct Names {
     admin_kind: EntityTypeName,
     account: EntityTypeName,
     audit_log: EntityTypeName,
+    statistics: EntityTypeName,
+    statistics_kind: EntityTypeName,
     actions: Vec<EntityUid>,
 }
 
@@ -241,6 +249,8 @@ impl Names {
             admin_kind: ty("AdminKind")?,
             account: ty("Account")?,
             audit_log: ty("AuditLog")?,
+            statistics: ty("Statistics")?,
+            statistics_kind: ty("StatisticsKind")?,
             actions: Action::ALL
                 .iter()
                 .map(|a| uid(&action_type, a.cedar_name()))
@@ -466,6 +476,9 @@ impl PolicyEngine {
             }
         }
         samples.push((Action::ReadAudit, Resource::AuditLog));
+        for &kind in StatisticsKind::ALL {
+            samples.push((Action::ReadStatistics, Resource::Statistics { kind }));
+        }
         // Every role and organisation kind as the principal too, on a few questions.
         let mut principals = vec![principal.clone()];
         for &role in Role::ALL {
@@ -725,6 +738,10 @@ impl PolicyEngine {
                 ],
             ),
             Resource::AuditLog => (&n.audit_log, Vec::new()),
+            Resource::Statistics { kind } => (
+                &n.statistics,
+                vec![("kind", entity_ref(&n.statistics_kind, kind.as_str()))],
+            ),
         };
         let attrs: HashMap<String, RestrictedExpression> =
             attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::load::{self, Problem, SourceFile};
 use super::{
     Action, AdminKind, Audience, ConsentFacts, ObservationPart, OrganizationKind, PolicyEngine,
-    PolicyError, PrincipalAttrs, ReferralPart, ReleasedTo, Resource, Role,
+    PolicyError, PrincipalAttrs, ReferralPart, ReleasedTo, Resource, Role, StatisticsKind,
 };
 
 /// Outcome of the decision tables in `dir/decisions.csv` run against the policies in `dir`.
@@ -353,9 +353,12 @@ impl Case {
                 }
             }
             "audit_log" => Resource::AuditLog,
+            "statistics" => Resource::Statistics {
+                kind: known("kind", kind, StatisticsKind::parse, StatisticsKind::listed)?,
+            },
             other => {
                 return Err(problem!(
-                    "cannot read row: resource must be observation, report_section, referral, admin, account or audit_log, not `{other}`"
+                    "cannot read row: resource must be observation, report_section, referral, admin, account, audit_log or statistics, not `{other}`"
                 ))
             }
         };

@@ -361,6 +361,9 @@ fn the_cache_agrees_with_fresh_evaluation() {
         resources.push(Resource::Admin { kind });
     }
     resources.push(Resource::AuditLog);
+    for &kind in StatisticsKind::ALL {
+        resources.push(Resource::Statistics { kind });
+    }
     let mut allowed = 0;
     for round in 0..2 {
         for (role, kind, mandated) in roles {

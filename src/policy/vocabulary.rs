@@ -145,6 +145,14 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// Which statistics.
+    StatisticsKind {
+        Observations => "observations",
+        Referrals => "referrals",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +202,10 @@ mod tests {
         assert_eq!(
             schema_names::<AdminKind>(),
             names(AdminKind::ALL, AdminKind::as_str)
+        );
+        assert_eq!(
+            schema_names::<StatisticsKind>(),
+            names(StatisticsKind::ALL, StatisticsKind::as_str)
         );
         for v in Audience::ALL {
             assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());

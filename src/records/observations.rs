@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::fields::{birth_year, format_time, parse_time, slug, text};
 use crate::policy::scope::OrgRelation;
 use crate::policy::{self, ObservationPart, Resource};
+use crate::storage::aggregates;
 use crate::storage::ids::in_ids;
 use crate::storage::models::{Observation, ObservationPerson, Organization, User};
 use crate::storage::schema::{observation_persons, observations, organizations, places, users};
@@ -209,6 +210,8 @@ pub fn insert(
     diesel::insert_into(observations::table)
         .values(&obs)
         .execute(conn)?;
+    // Counted in the same transaction: the statistics never miss or double a record.
+    aggregates::count_observation(conn, obs.observed_at, &obs.place_id, &obs.category)?;
     for (i, (description, year, uncertain)) in v.persons.iter().enumerate() {
         diesel::insert_into(observation_persons::table)
             .values(ObservationPerson {

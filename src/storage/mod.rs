@@ -2,6 +2,7 @@
 //! queries per record kind. Blocking diesel work runs on the blocking pool, never on the
 //! async executor threads.
 
+pub mod aggregates;
 pub mod cache;
 pub mod ids;
 pub mod models;
@@ -159,6 +160,7 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, StorageError> {
         }),
     }
     .map_err(|e| StorageError::Migration(e.to_string()))?;
+    aggregates::backfill(&mut conn)?;
     Ok(applied)
 }
 

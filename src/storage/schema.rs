@@ -222,6 +222,16 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> organizations (organization_id));
+diesel::table! {
+    /// Observations per month (Europe/Stockholm), place and category; outlives retention.
+    observation_counts (month, place_id, category) {
+        month -> Text,
+        place_id -> Text,
+        category -> Text,
+        count -> BigInt,
+    }
+}
+
 diesel::joinable!(user_places -> users (user_id));
 diesel::joinable!(user_places -> places (place_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -251,4 +261,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
     audit_keys,
     cache_generation,
+    observation_counts,
 );

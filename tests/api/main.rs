@@ -22,4 +22,5 @@ mod pages;
 mod process;
 mod properties;
 mod retention;
+mod statistics;
 mod tokens;
