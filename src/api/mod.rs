@@ -78,7 +78,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(legal_holds::list)
             .service(legal_holds::set)
             .service(legal_holds::clear)
-            .service(statistics::observations),
+            .service(statistics::observations_svg)
+            .service(statistics::referrals_svg)
+            .service(statistics::observations)
+            .service(statistics::referrals),
     )
     .default_service(web::to(middleware::not_found));
 }

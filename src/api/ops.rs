@@ -65,7 +65,8 @@ impl Modify for BearerAuth {
         super::admin::list_users, super::admin::create_user, super::admin::get_user, super::admin::update_user,
         super::audit::list, super::audit::export, super::audit::summary,
         super::legal_holds::list, super::legal_holds::set, super::legal_holds::clear,
-        super::statistics::observations,
+        super::statistics::observations, super::statistics::referrals,
+        super::statistics::observations_svg, super::statistics::referrals_svg,
     )
 )]
 pub struct ApiDoc;

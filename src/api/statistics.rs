@@ -10,13 +10,16 @@ use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use crate::policy::{Action, Resource, StatisticsKind};
-use crate::statistics::{self, Spec, StatisticsQuery, StatisticsTable};
+use crate::statistics::{
+    self, ReferralStatistics, ReferralStatisticsQuery, Spec, StatisticsQuery, StatisticsTable,
+};
 
 /// The answer's format, from the `Accept` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
     Csv,
+    Svg,
 }
 
 impl Format {
@@ -28,20 +31,21 @@ impl Format {
             .unwrap_or("");
         if accept.contains("text/csv") {
             Format::Csv
+        } else if accept.contains("image/svg+xml") {
+            Format::Svg
         } else {
             Format::Json
         }
     }
 }
 
-/// Asks the policy, audits the read (or the refusal) and computes the table.
-pub async fn observation_table(
+/// Asks the policy and audits the read (or the refusal) before anything is computed.
+async fn authorize(
     state: &AppState,
     principal: &Principal,
-    query: &StatisticsQuery,
-) -> Result<StatisticsTable, AppError> {
-    let spec = Spec::parse(query, statistics::this_month())?;
-    let kind = StatisticsKind::Observations;
+    kind: StatisticsKind,
+    spec: &Spec,
+) -> Result<(), AppError> {
     if !state.policy.is_allowed(
         &principal.attrs,
         Action::ReadStatistics,
@@ -60,11 +64,36 @@ pub async fn observation_table(
     let entry = AuditEntry::by(principal, AuditAction::StatisticsRead, Outcome::Success)
         .record("statistics", kind.as_str())
         .parts(&spec.describe());
-    state.writer.audit_as(principal, vec![entry]).await?;
+    state.writer.audit_as(principal, vec![entry]).await
+}
+
+/// Observations per place, category and period, for the API, the pages and the report.
+pub async fn observation_table(
+    state: &AppState,
+    principal: &Principal,
+    query: &StatisticsQuery,
+) -> Result<StatisticsTable, AppError> {
+    let spec = Spec::parse(query, statistics::this_month())?;
+    authorize(state, principal, StatisticsKind::Observations, &spec).await?;
     let cache = state.statistics.clone();
     state
         .db
         .run(move |c| statistics::observations(c, &spec, &cache))
+        .await
+}
+
+/// Referrals per receiving organisation, status and period, with feedback times.
+pub async fn referral_table(
+    state: &AppState,
+    principal: &Principal,
+    query: &ReferralStatisticsQuery,
+) -> Result<ReferralStatistics, AppError> {
+    let spec = Spec::parse_referrals(query, statistics::this_month())?;
+    authorize(state, principal, StatisticsKind::Referrals, &spec).await?;
+    let cache = state.statistics.clone();
+    state
+        .db
+        .run(move |c| statistics::referrals(c, &spec, &cache))
         .await
 }
 
@@ -74,7 +103,42 @@ pub fn answer(table: &StatisticsTable, format: Format) -> Result<HttpResponse, A
         Format::Csv => HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .body(table.to_csv()?),
+        Format::Svg => svg(table.to_svg()),
     })
+}
+
+fn svg(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml; charset=utf-8")
+        .body(body)
+}
+
+#[utoipa::path(get, path = "/api/v1/statistics/observations.svg", tag = "statistics", params(StatisticsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A bar chart with its numbers as text", content_type = "image/svg+xml", body = String),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/statistics/observations.svg")]
+pub async fn observations_svg(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<StatisticsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let table = observation_table(&state, &principal, &query).await?;
+    Ok(svg(table.to_svg()))
+}
+
+#[utoipa::path(get, path = "/api/v1/statistics/referrals.svg", tag = "statistics", params(ReferralStatisticsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A bar chart with its numbers as text", content_type = "image/svg+xml", body = String),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/statistics/referrals.svg")]
+pub async fn referrals_svg(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ReferralStatisticsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let table = referral_table(&state, &principal, &query).await?;
+    Ok(svg(table.to_svg()))
 }
 
 #[utoipa::path(get, path = "/api/v1/statistics/observations", tag = "statistics", params(StatisticsQuery),
@@ -91,4 +155,26 @@ pub async fn observations(
 ) -> Result<HttpResponse, AppError> {
     let table = observation_table(&state, &principal, &query).await?;
     answer(&table, Format::of(&req))
+}
+
+#[utoipa::path(get, path = "/api/v1/statistics/referrals", tag = "statistics", params(ReferralStatisticsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = ReferralStatistics,
+               content((ReferralStatistics = "application/json"), (String = "text/csv"))),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[get("/statistics/referrals")]
+pub async fn referrals(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    query: web::Query<ReferralStatisticsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let table = referral_table(&state, &principal, &query).await?;
+    Ok(match Format::of(&req) {
+        Format::Json => HttpResponse::Ok().json(&table),
+        Format::Csv => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(table.to_csv()?),
+        Format::Svg => svg(table.to_svg()),
+    })
 }

@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::fields::{birth_year, format_time, opt_text, parse_time, slug, text};
 use crate::policy::scope::{OrgRelation, Validity};
 use crate::policy::{self, ConsentFacts, ReferralPart, ReleasedTo, Resource};
+use crate::storage::aggregates;
 use crate::storage::ids::in_ids;
 use crate::storage::models::{Organization, Referral, ReferralConsent, ReferralFeedback, User};
 use crate::storage::schema::{
@@ -420,6 +421,8 @@ pub fn insert(
     diesel::insert_into(referrals::table)
         .values(&r)
         .execute(conn)?;
+    // Counted in the same transaction: the statistics never miss or double a referral.
+    aggregates::count_referral(conn, r.created_at, &r.receiving_org_id)?;
     Ok(r.id)
 }
 
@@ -431,6 +434,28 @@ pub fn insert_feedback(
     author: &User,
 ) -> Result<(), AppError> {
     let now = now_micros();
+    let (old_status, created_at, receiving) = referrals::table
+        .filter(referrals::id.eq(referral_id))
+        .select((
+            referrals::status,
+            referrals::created_at,
+            referrals::receiving_org_id,
+        ))
+        .first::<(String, i64, String)>(conn)?;
+    let first_decision = referral_feedback::table
+        .filter(referral_feedback::referral_id.eq(referral_id))
+        .filter(referral_feedback::status.ne("pending"))
+        .select(diesel::dsl::min(referral_feedback::created_at))
+        .first::<Option<i64>>(conn)?;
+    aggregates::count_feedback(
+        conn,
+        created_at,
+        &receiving,
+        &old_status,
+        status,
+        first_decision,
+        now,
+    )?;
     diesel::insert_into(referral_feedback::table)
         .values(ReferralFeedback {
             id: new_id(),

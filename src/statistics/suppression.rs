@@ -126,7 +126,20 @@ impl YearTable {
     }
 }
 
-/// A cell of the cube: `None` for a place or category means all of them.
+/// A set of categories published as one count (a status that adds up two timings, say).
+/// Groups of one `family` stand side by side in a table (siblings): the statuses, or
+/// the timings of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub members: Vec<usize>,
+    pub family: u8,
+    /// Kept longer when a cell beside a small one must go: complementary suppression
+    /// takes cells of lower priority first (the single categories have 0).
+    pub priority: u8,
+}
+
+/// A cell of the cube: `None` for a place or category means all of them; a category
+/// is a group: the single categories first, in order, then any extra groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cell {
     pub place: Option<usize>,
@@ -138,7 +151,9 @@ pub struct Cell {
 #[derive(Debug, Clone)]
 pub struct Decision {
     places: usize,
+    /// Categories of the table (the single-category groups come first in `groups`).
     categories: usize,
+    groups: Vec<Group>,
     values: Vec<i64>,
     suppressed: Vec<bool>,
     /// How many rounds of complementary suppression it took (for the benchmark notes).
@@ -148,9 +163,24 @@ pub struct Decision {
 impl Decision {
     /// Decides which cells of `table` may be published.
     pub fn decide(table: &YearTable) -> Decision {
+        Self::decide_with(table, &[])
+    }
+
+    /// Same, where `extra` groups of categories are published too (the single
+    /// categories and all of them always are).
+    pub fn decide_with(table: &YearTable, extra: &[Group]) -> Decision {
+        let mut groups: Vec<Group> = (0..table.categories)
+            .map(|k| Group {
+                members: vec![k],
+                family: 0,
+                priority: 0,
+            })
+            .collect();
+        groups.extend(extra.iter().cloned());
         let mut d = Decision {
             places: table.places,
             categories: table.categories,
+            groups,
             values: Vec::new(),
             suppressed: Vec::new(),
             rounds: 0,
@@ -198,7 +228,7 @@ impl Decision {
     }
 
     fn len(&self) -> usize {
-        (self.places + 1) * (self.categories + 1) * PERIODS
+        (self.places + 1) * (self.groups.len() + 1) * PERIODS
     }
 
     fn index(&self, c: Cell) -> Option<usize> {
@@ -207,37 +237,45 @@ impl Decision {
             Some(_) => return None,
             None => self.places,
         };
+        let g = self.groups.len();
         let k = match c.category {
-            Some(k) if k < self.categories => k,
+            Some(k) if k < g => k,
             Some(_) => return None,
-            None => self.categories,
+            None => g,
         };
-        Some((p * (self.categories + 1) + k) * PERIODS + c.period.index())
+        Some((p * (g + 1) + k) * PERIODS + c.period.index())
     }
 
     fn cell(&self, i: usize) -> Cell {
+        let g = self.groups.len();
         let t = i % PERIODS;
-        let k = (i / PERIODS) % (self.categories + 1);
-        let p = i / PERIODS / (self.categories + 1);
+        let k = (i / PERIODS) % (g + 1);
+        let p = i / PERIODS / (g + 1);
         Cell {
             place: (p < self.places).then_some(p),
-            category: (k < self.categories).then_some(k),
+            category: (k < g).then_some(k),
             period: Period::from_index(t),
         }
     }
 
-    fn is_base(c: Cell) -> bool {
-        c.place.is_some() && c.category.is_some() && matches!(c.period, Period::Month(_))
+    fn is_base(&self, c: Cell) -> bool {
+        c.place.is_some()
+            && c.category.is_some_and(|k| k < self.categories)
+            && matches!(c.period, Period::Month(_))
     }
 
     /// The month cells a cell adds up, as (place, category, month).
     fn cover(&self, c: Cell) -> impl Iterator<Item = (usize, usize, usize)> {
         let places = c.place.map_or(0..self.places, |p| p..p + 1);
-        let cats = c.category.map_or(0..self.categories, |k| k..k + 1);
+        let cats: Vec<usize> = match c.category {
+            Some(k) => self.groups[k].members.clone(),
+            None => (0..self.categories).collect(),
+        };
         let months = c.period.months();
         places.flat_map(move |p| {
             let months = months.clone();
             cats.clone()
+                .into_iter()
                 .flat_map(move |k| months.clone().map(move |m| (p, k, m)))
         })
     }
@@ -251,7 +289,8 @@ impl Decision {
     /// The suppressed cells a reader could compute from the published ones.
     fn determined(&self) -> Vec<usize> {
         // The unknowns are the suppressed month cells; published ones are known numbers.
-        let base = |p: usize, k: usize, m: usize| (p * (self.categories + 1) + k) * PERIODS + m;
+        let g = self.groups.len();
+        let base = |p: usize, k: usize, m: usize| (p * (g + 1) + k) * PERIODS + m;
         let mut unknown = vec![usize::MAX; self.places * self.categories * MONTHS];
         let mut n = 0;
         for p in 0..self.places {
@@ -277,13 +316,19 @@ impl Decision {
         let mut basis = Basis::default();
         for i in 0..self.len() {
             let c = self.cell(i);
-            if !self.suppressed[i] && !Self::is_base(c) {
+            if !self.suppressed[i] && !self.is_base(c) {
                 basis.insert(vector(c));
             }
         }
         (0..self.len())
             .filter(|&i| self.suppressed[i] && basis.spans(vector(self.cell(i))))
             .collect()
+    }
+
+    /// Whether group `a` holds every category of group `b` and more.
+    fn contains(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.groups[a].members, &self.groups[b].members);
+        a.len() > b.len() && b.iter().all(|k| a.contains(k))
     }
 
     /// One published cell to suppress so that `s` is no longer determined: the smallest
@@ -298,10 +343,15 @@ impl Decision {
             }));
         }
         if let Some(k) = c.category {
-            siblings.extend((0..self.categories).filter(|&q| q != k).map(|q| Cell {
-                category: Some(q),
-                ..c
-            }));
+            let family = self.groups[k].family;
+            siblings.extend(
+                (0..self.groups.len())
+                    .filter(|&q| q != k && self.groups[q].family == family)
+                    .map(|q| Cell {
+                        category: Some(q),
+                        ..c
+                    }),
+            );
         }
         siblings.extend(
             c.period
@@ -313,7 +363,15 @@ impl Decision {
         if c.place.is_some() {
             parents.push(Cell { place: None, ..c });
         }
-        if c.category.is_some() {
+        if let Some(k) = c.category {
+            parents.extend(
+                (0..self.groups.len())
+                    .filter(|&q| self.contains(q, k))
+                    .map(|q| Cell {
+                        category: Some(q),
+                        ..c
+                    }),
+            );
             parents.push(Cell {
                 category: None,
                 ..c
@@ -327,11 +385,19 @@ impl Decision {
                 ..c
             }));
         }
-        if c.category.is_none() {
-            children.extend((0..self.categories).map(|q| Cell {
+        match c.category {
+            None => children.extend((0..self.groups.len()).map(|q| Cell {
                 category: Some(q),
                 ..c
-            }));
+            })),
+            Some(k) => children.extend(
+                (0..self.groups.len())
+                    .filter(|&q| self.contains(k, q))
+                    .map(|q| Cell {
+                        category: Some(q),
+                        ..c
+                    }),
+            ),
         }
         children.extend(
             c.period
@@ -343,7 +409,10 @@ impl Decision {
             tier.into_iter()
                 .filter_map(|c| self.index(c))
                 .filter(|&i| !self.suppressed[i])
-                .min_by_key(|&i| (self.values[i], i))
+                .min_by_key(|&i| {
+                    let priority = self.cell(i).category.map_or(0, |k| self.groups[k].priority);
+                    (priority, self.values[i], i)
+                })
         })
     }
 }

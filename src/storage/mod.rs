@@ -161,6 +161,7 @@ pub fn migrate(url: &DatabaseUrl) -> Result<usize, StorageError> {
     }
     .map_err(|e| StorageError::Migration(e.to_string()))?;
     aggregates::backfill(&mut conn)?;
+    aggregates::backfill_referrals(&mut conn)?;
     Ok(applied)
 }
 

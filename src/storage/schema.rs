@@ -232,6 +232,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Orosanmälningar per filing month, receiving organisation, status and timing of
+    /// the first decision; outlives retention.
+    referral_counts (month, receiving_org_id, status, timing) {
+        month -> Text,
+        receiving_org_id -> Text,
+        status -> Text,
+        timing -> Text,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Days from filing to the first feedback decision, per filing month and
+    /// receiving organisation; outlives retention.
+    referral_decision_days (month, receiving_org_id, days) {
+        month -> Text,
+        receiving_org_id -> Text,
+        days -> Integer,
+        count -> BigInt,
+    }
+}
+
 diesel::joinable!(user_places -> users (user_id));
 diesel::joinable!(user_places -> places (place_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -262,4 +285,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_keys,
     cache_generation,
     observation_counts,
+    referral_counts,
+    referral_decision_days,
 );

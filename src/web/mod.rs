@@ -16,6 +16,7 @@ mod observations;
 mod referrals;
 mod reports;
 mod session;
+mod statistics;
 mod time;
 
 use actix_web::http::header::{self, ContentType};
@@ -94,6 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/referrals/{id}/consents",
             web::post().to(referrals::consent),
         )
+        .route("/statistics", web::get().to(statistics::show))
         .route("/audit", web::get().to(audit::search))
         .route("/audit/export", web::get().to(audit::export))
         .route("/admin", web::get().to(admin::overview))

@@ -3,7 +3,9 @@
 //! the pages hold no rule of their own.
 
 use crate::auth::Principal;
-use crate::policy::{Action, AdminKind, Audience, ObservationPart, ReferralPart, Resource};
+use crate::policy::{
+    Action, AdminKind, Audience, ObservationPart, ReferralPart, Resource, StatisticsKind,
+};
 use crate::records::Decider;
 
 /// The menu: each entry present only when the policy allows its work.
@@ -18,6 +20,7 @@ pub struct Nav {
     pub inbox: bool,
     pub audit: bool,
     pub admin: bool,
+    pub statistics: bool,
 }
 
 impl Nav {
@@ -86,6 +89,12 @@ impl Nav {
                 &me.organization_id,
             ),
             audit: d.allows(Action::ReadAudit, &Resource::AuditLog),
+            statistics: d.allows(
+                Action::ReadStatistics,
+                &Resource::Statistics {
+                    kind: StatisticsKind::Observations,
+                },
+            ),
             admin: d.allows(
                 Action::Administer,
                 &Resource::Admin {

@@ -430,3 +430,60 @@ async fn observations_filter_by_category_and_the_trail_by_purpose() {
         .await;
     assert_eq!(r.json["items"].as_array().unwrap().len(), 2, "{}", r.text);
 }
+
+#[tokio::test]
+async fn every_role_finds_statistics_in_the_menu_with_tables_charts_and_the_audit_as_web() {
+    let app = spawn_app().await;
+    let polis = app.token("polis1").await;
+    for (place, n) in [("hasselby-torg", 6), ("sergels-torg", 8)] {
+        for i in 0..n {
+            let r = app
+                .post(
+                    "/api/v1/observations",
+                    &polis,
+                    &json!({"place": place, "category": "drug_use",
+                            "observed_at": format!("2025-08-{:02}T21:00:00Z", i + 1)}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+    }
+    for user in crate::helpers::DEMO_USERS {
+        let b = Browser::sign_in(&app, user).await;
+        let home = b
+            .get("/statistics?from=2025-01&to=2025-12&period=quarter")
+            .await;
+        assert_eq!(home.status, StatusCode::OK, "{user}: {}", home.text);
+        assert!(
+            home.text.contains("href=\"/statistics\""),
+            "{user}: no menu entry"
+        );
+        assert!(home.text.contains("<svg"), "{user}: no chart");
+        assert!(home.text.contains("id=\"feedback-times\""), "{user}");
+    }
+    let b = Browser::sign_in(&app, "samordnare1").await;
+    let page = b
+        .get("/statistics?from=2025-07&to=2025-09&period=quarter")
+        .await
+        .text;
+    // Hässelby torg's third quarter: 6, beside the mean over both places (7.0).
+    assert!(
+        page.contains("<td>2025-Q3</td><td>Hässelby torg</td><td>6</td><td>7.0</td>"),
+        "{page}"
+    );
+    // A month that cuts a quarter is refused, as through the API.
+    let bad = b
+        .get("/statistics?from=2025-08&to=2025-09&period=quarter")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get(
+            "/api/v1/audit?action=statistics_read&actor=samordnare1",
+            &auditor,
+        )
+        .await;
+    let items = r.json["items"].as_array().expect("items");
+    assert!(items.len() >= 4, "{}", r.text);
+    assert!(items.iter().all(|e| e["channel"] == "web"), "{}", r.text);
+}

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use samverkan::records::observations::CATEGORIES;
-use samverkan::statistics::suppression::{Cell, Decision, Period, YearTable};
+use samverkan::statistics::suppression::{Cell, Decision, Group, Period, YearTable};
 
 use crate::helpers::{spawn_app, TestApp, DEMO_USERS};
 
@@ -94,6 +94,24 @@ fn indicator(
     v
 }
 
+fn grouped_indicator(
+    places: usize,
+    categories: usize,
+    place: Option<usize>,
+    members: &[usize],
+    months: Range<usize>,
+) -> Vec<f64> {
+    let mut v = vec![0.0; places * categories * 12];
+    for p in place.map_or(0..places, |p| p..p + 1) {
+        for &k in members {
+            for m in months.clone() {
+                v[(p * categories + k) * 12 + m] = 1.0;
+            }
+        }
+    }
+    v
+}
+
 fn months_of(period: Period) -> Range<usize> {
     period.months()
 }
@@ -111,15 +129,25 @@ fn computable(
 }
 
 fn check_decision(table: &YearTable, counts: &[i64]) -> Result<(), TestCaseError> {
+    check_grouped(table, counts, &[])
+}
+
+/// Decides with extra category groups and checks what it publishes.
+fn check_grouped(table: &YearTable, counts: &[i64], groups: &[Group]) -> Result<(), TestCaseError> {
     let (places, categories) = (table.places(), table.categories());
-    let d = Decision::decide(table);
+    let d = Decision::decide_with(table, groups);
     let (mut published, mut suppressed) = (Vec::new(), Vec::new());
     for (cell, value) in d.cells() {
-        let v = indicator(
+        let members: Vec<usize> = match cell.category {
+            None => (0..categories).collect(),
+            Some(k) if k < categories => vec![k],
+            Some(k) => groups[k - categories].members.clone(),
+        };
+        let v = grouped_indicator(
             places,
             categories,
             cell.place,
-            cell.category,
+            &members,
             months_of(cell.period),
         );
         let truth: i64 = v
@@ -175,6 +203,29 @@ proptest! {
             }
         }
         check_decision(&table, &runner_counts)?;
+    }
+
+    /// The same with overlapping groups of categories (statuses × timings, as referrals).
+    #[test]
+    fn no_suppressed_count_can_be_solved_when_groups_of_categories_are_published(
+        places in 1usize..3,
+        counts in proptest::collection::vec(small_counts(), 2 * 6 * 12),
+    ) {
+        // Two statuses × three timings; groups: each status, each timing, "decided".
+        let groups: Vec<Group> = (0..2)
+            .map(|s| Group { members: vec![s * 3, s * 3 + 1, s * 3 + 2], family: 1, priority: 0 })
+            .chain((0..3).map(|t| Group { members: vec![t, 3 + t], family: 2, priority: 0 }))
+            .chain(std::iter::once(Group { members: vec![1, 2, 4, 5], family: 3, priority: 1 }))
+            .collect();
+        let mut table = YearTable::new(places, 6);
+        for p in 0..places {
+            for k in 0..6 {
+                for m in 0..12 {
+                    table.add(p, k, m, counts[(p * 6 + k) * 12 + m]);
+                }
+            }
+        }
+        check_grouped(&table, &counts[..places * 6 * 12], &groups)?;
     }
 
     #[test]
@@ -515,5 +566,289 @@ fn a_cell_outside_the_table_is_never_published() {
             period: Period::Year
         }),
         None
+    );
+}
+
+/// The month cells of the referral cube a published referral number adds up: statuses
+/// × timings (none, within 14 days, later), by organisation and month.
+fn referral_indicator(
+    orgs: usize,
+    org: Option<usize>,
+    members: &[usize],
+    months: Range<usize>,
+) -> Vec<f64> {
+    let cats = 5 * 3;
+    let mut v = vec![0.0; orgs * cats * 12];
+    for o in org.map_or(0..orgs, |o| o..o + 1) {
+        for &k in members {
+            for m in months.clone() {
+                v[(o * cats + k) * 12 + m] = 1.0;
+            }
+        }
+    }
+    v
+}
+
+#[tokio::test]
+async fn referral_statistics_publish_the_status_mix_and_feedback_times_without_small_counts() {
+    let app = spawn_app().await;
+    let (police, social) = (app.token("polis1").await, app.token("soc1").await);
+    let orgs: Vec<String> = {
+        let r = app.get("/api/v1/organizations", &police).await;
+        let mut ids: Vec<String> = r
+            .json
+            .as_array()
+            .expect("organizations")
+            .iter()
+            .filter(|o| o["kind"] == "social_services")
+            .map(|o| o["id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Fifteen referrals: six get "not_opened", two "investigation_opened", seven wait.
+    for i in 0..15 {
+        let r = app
+            .post(
+                "/api/v1/referrals",
+                &police,
+                &json!({
+                "receiving_organization": "socialtjansten-norrmalm",
+                "child": {"alias": format!("Barn {i}")}, "concern": "Seen at the scene at night."}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.json["id"].as_str().expect("id").to_owned();
+        let status = match i {
+            0..6 => "not_opened",
+            6..8 => "investigation_opened",
+            _ => continue,
+        };
+        let f = app
+            .post(
+                &format!("/api/v1/referrals/{id}/feedback"),
+                &social,
+                &json!({"status": status}),
+            )
+            .await;
+        assert!(f.status.is_success(), "{}", f.text);
+    }
+    let year = samverkan::fields::stockholm_month(samverkan::storage::now_micros())[..4].to_owned();
+    let statuses = [
+        "pending",
+        "investigation_opened",
+        "not_opened",
+        "already_ongoing",
+        "withheld",
+    ];
+    let (mut published, mut suppressed) = (Vec::new(), Vec::new());
+    let mut seen_times = 0;
+    for period in ["month", "quarter", "year"] {
+        for groups in ["", "organization,", "status,", "organization,status,"] {
+            let r = app
+                .get(&format!("/api/v1/statistics/referrals?from={year}-01&to={year}-12&group_by={groups}{period}"), &social)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_eq!(r.json["suppressed_below"], 5);
+            let org_of = |row: &Value| {
+                row["receiving_organization"].as_str().map(|o| {
+                    orgs.iter()
+                        .position(|x| x == o)
+                        .expect("known organisation")
+                })
+            };
+            for row in r.json["rows"].as_array().expect("rows") {
+                let members: Vec<usize> = match row["status"].as_str() {
+                    Some(s) => {
+                        let s = statuses.iter().position(|x| *x == s).expect("known status");
+                        (0..3).map(|t| s * 3 + t).collect()
+                    }
+                    None => (0..15).collect(),
+                };
+                let v = referral_indicator(
+                    orgs.len(),
+                    org_of(row),
+                    &members,
+                    period_months(row["period"].as_str().expect("period")),
+                );
+                match row["count"].as_i64() {
+                    Some(n) => {
+                        assert!(n >= 5, "{row}");
+                        published.push((v, n));
+                    }
+                    None => suppressed.push(v),
+                }
+            }
+            for t in r.json["feedback_times"].as_array().expect("feedback times") {
+                let months = period_months(t["period"].as_str().expect("period"));
+                let decided: Vec<usize> = (0..5).flat_map(|s| [s * 3 + 1, s * 3 + 2]).collect();
+                let v = referral_indicator(orgs.len(), org_of(t), &decided, months.clone());
+                match t["decided"].as_i64() {
+                    Some(n) => {
+                        assert!(n >= 5, "{t}");
+                        // Everything here was filed and decided today.
+                        assert_eq!(
+                            (&t["median_days"], &t["p90_days"]),
+                            (&json!(0), &json!(0)),
+                            "{t}"
+                        );
+                        published.push((v, n));
+                        seen_times += 1;
+                        if let Some(share) = t["share_within_14_days"].as_f64() {
+                            assert_eq!(share, 1.0, "{t}");
+                            let within: Vec<usize> = (0..5).map(|s| s * 3 + 1).collect();
+                            published.push((
+                                referral_indicator(orgs.len(), org_of(t), &within, months),
+                                n,
+                            ));
+                        }
+                    }
+                    None => {
+                        assert!(t["median_days"].is_null() && t["p90_days"].is_null(), "{t}");
+                        assert_eq!(t["suppressed"], true);
+                        suppressed.push(v);
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen_times > 0, "no feedback times published");
+    assert!(!suppressed.is_empty());
+    assert_eq!(computable(orgs.len(), 15, &published, &suppressed), 0);
+
+    // By organisation and status as CSV, and the read is audited.
+    let r = app
+        .send(
+            app.client
+                .get(app.url(&format!("/api/v1/statistics/referrals?from={year}-01&to={year}-12&group_by=organization,status,year")))
+                .bearer_auth(&social)
+                .header("Accept", "text/csv"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut reader = csv::Reader::from_reader(r.text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let not_opened = rows
+        .iter()
+        .find(|r| &r[0] == "socialtjansten-norrmalm" && &r[2] == "not_opened")
+        .expect("row");
+    assert_eq!(&not_opened[1], "Socialtjänsten Norrmalm");
+    assert!(
+        not_opened[4].is_empty() || not_opened[4].parse::<i64>().expect("count") >= 6,
+        "{:?}",
+        not_opened
+    );
+    let auditor = app.token("revisor1").await;
+    let a = app
+        .get("/api/v1/audit?action=statistics_read&actor=soc1", &auditor)
+        .await;
+    assert_eq!(
+        a.json["items"].as_array().map(Vec::len),
+        Some(13),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test]
+async fn records_filed_before_the_statistics_existed_are_counted_once_at_start() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let (police, social) = (app.token("polis1").await, app.token("soc1").await);
+    file(&app, &police, "sergels-torg", "disorder", 2025, 5, 6).await;
+    let query = "from=2025-06&to=2025-06&group_by=category";
+    let before = stats(&app, &police, query).await;
+    let referrals_before = app
+        .get("/api/v1/statistics/referrals?group_by=status,year", &social)
+        .await;
+    // As a database from before the statistics: no counts, and the migrations' markers.
+    app.connect()
+        .batch_execute(
+            "DELETE FROM observation_counts; DELETE FROM referral_counts; DELETE FROM referral_decision_days;
+             INSERT INTO observation_counts (month, place_id, category, count) VALUES ('backfill', '', '', 0);
+             INSERT INTO referral_counts (month, receiving_org_id, status, timing, count) VALUES ('backfill', '', '', '', 0);",
+        )
+        .expect("forget the counts");
+    // Two instances start on it together: each record is counted once.
+    let url = app.db_url.clone();
+    let (a, b) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || crate::helpers::start(crate::helpers::test_settings(url))
+        }),
+        tokio::task::spawn_blocking(move || crate::helpers::start(crate::helpers::test_settings(
+            url
+        )))
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    for instance in [&a, &b] {
+        let token = instance.token("polis1").await;
+        let after = stats(instance, &token, query).await;
+        assert_eq!(after, before);
+        let disorder = after["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["category"] == "disorder")
+            .cloned();
+        assert_eq!(disorder.map(|r| r["count"].clone()), Some(json!(6)));
+        let soc = instance.token("soc1").await;
+        let r = instance
+            .get("/api/v1/statistics/referrals?group_by=status,year", &soc)
+            .await;
+        assert_eq!(r.json, referrals_before.json);
+    }
+}
+
+#[tokio::test]
+async fn a_chart_is_svg_with_its_numbers_as_text_and_no_external_resource() {
+    let app = spawn_app().await;
+    let police = app.token("polis1").await;
+    file(&app, &police, "hasselby-torg", "threat", 2025, 3, 7).await;
+    file(&app, &police, "sergels-torg", "threat", 2025, 3, 9).await;
+    let query = "from=2025-04&to=2025-04&group_by=place";
+    let by_path = app
+        .get(
+            &format!("/api/v1/statistics/observations.svg?{query}"),
+            &police,
+        )
+        .await;
+    assert_eq!(by_path.status, StatusCode::OK, "{}", by_path.text);
+    let by_accept = app
+        .send(
+            app.client
+                .get(app.url(&format!("/api/v1/statistics/observations?{query}")))
+                .bearer_auth(&police)
+                .header("Accept", "image/svg+xml"),
+        )
+        .await;
+    for r in [&by_path, &by_accept] {
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("image/svg+xml; charset=utf-8")
+        );
+        assert!(r.text.starts_with("<svg"), "{}", r.text);
+        assert!(
+            r.text.contains("2025-04: Hässelby torg 7, Sergels torg 9."),
+            "{}",
+            r.text
+        );
+        assert!(
+            !r.text.contains("href") && !r.text.contains("<script"),
+            "{}",
+            r.text
+        );
+    }
+    let r = app
+        .get(
+            "/api/v1/statistics/referrals.svg?group_by=status,year",
+            &police,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains("<desc id=\"d\">Reports of concern"),
+        "{}",
+        r.text
     );
 }

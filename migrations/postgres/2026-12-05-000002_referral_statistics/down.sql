@@ -1,0 +1,2 @@
+DROP TABLE referral_decision_days;
+DROP TABLE referral_counts;

@@ -1,0 +1,123 @@
+//! The statistics page, for every role the policy lets read them: observations per
+//! place (and category) and orosanmälningar per status with the time to feedback, as
+//! tables and charts, from the same queries as the API (so the same suppression and the
+//! same audit).
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use super::session::{WebError, WebSession};
+use super::{render, Frame};
+use crate::api::state::AppState;
+use crate::statistics::{
+    ReferralStatistics, ReferralStatisticsQuery, StatisticsQuery, StatisticsTable,
+};
+
+#[derive(Template)]
+#[template(path = "statistics.html")]
+struct StatisticsPage {
+    f: Frame,
+    from: String,
+    to: String,
+    period: String,
+    by_category: bool,
+    observations: StatisticsTable,
+    observation_chart: String,
+    referrals: ReferralStatistics,
+    referral_chart: String,
+}
+
+impl StatisticsPage {
+    fn count(&self, c: &Option<i64>) -> String {
+        c.map(|n| n.to_string())
+            .unwrap_or_else(|| self.f.t.get("statistics.suppressed").to_owned())
+    }
+
+    fn mean(&self, m: &Option<Option<f64>>) -> String {
+        m.flatten().map(|m| format!("{m:.1}")).unwrap_or_default()
+    }
+
+    fn share(&self, s: &Option<f64>) -> String {
+        s.map(|s| format!("{:.0} %", s * 100.0)).unwrap_or_default()
+    }
+
+    fn days(&self, d: &Option<i64>) -> String {
+        d.map(|d| d.to_string()).unwrap_or_default()
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct Form {
+    from: Option<String>,
+    to: Option<String>,
+    period: Option<String>,
+    by_category: Option<String>,
+}
+
+fn filled(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// `GET /statistics`.
+pub async fn show(
+    state: web::Data<AppState>,
+    s: WebSession,
+    q: web::Query<Form>,
+) -> Result<HttpResponse, WebError> {
+    let (f, p) = Frame::of(&state, &s, "statistics").await?;
+    let period = match filled(&q.period).as_deref() {
+        Some("month") => "month",
+        Some("year") => "year",
+        _ => "quarter",
+    };
+    let by_category = q.by_category.is_some();
+    let now = crate::statistics::this_month();
+    let (from, to) = (
+        filled(&q.from).unwrap_or_else(|| format!("{:04}-01", now.year)),
+        filled(&q.to).unwrap_or_else(|| format!("{:04}-12", now.year)),
+    );
+    let group = if by_category {
+        format!("place,category,{period}")
+    } else {
+        format!("place,{period}")
+    };
+    let observations = crate::api::statistics::observation_table(
+        &state,
+        &p,
+        &StatisticsQuery {
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            place: None,
+            group_by: Some(group),
+        },
+    )
+    .await
+    .map_err(|e| s.fail(e))?;
+    let referrals = crate::api::statistics::referral_table(
+        &state,
+        &p,
+        &ReferralStatisticsQuery {
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            organization: None,
+            group_by: Some(format!("status,{period}")),
+        },
+    )
+    .await
+    .map_err(|e| s.fail(e))?;
+    let page = StatisticsPage {
+        from,
+        to,
+        period: period.to_owned(),
+        by_category,
+        observation_chart: observations.to_svg(),
+        referral_chart: referrals.to_svg(),
+        observations,
+        referrals,
+        f,
+    };
+    Ok(s.page(render(&page).map_err(|e| s.fail(e))?))
+}
