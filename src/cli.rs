@@ -66,6 +66,26 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the statistics of a period as one self-contained HTML file (tables and
+    /// charts, no external resource) for the strategic forum, from the database alone.
+    /// The same suppression as the API; audited as a statistics read.
+    Report {
+        /// First month, YYYY-MM.
+        #[arg(long)]
+        from: String,
+        /// Last month, YYYY-MM.
+        #[arg(long)]
+        to: String,
+        /// One place (slug) only.
+        #[arg(long)]
+        place: Option<String>,
+        /// month, quarter or year (from and to must then start and end one).
+        #[arg(long, default_value = "month")]
+        period: String,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Put a backup in place of the SQLite database (stop the service first). The
     /// backup's audit trail is verified first, against every anchor given: entries
     /// missing since the backup are named; a broken or rewritten trail is refused.
@@ -403,6 +423,13 @@ fn policy_dir(d: PolicyDir) -> PathBuf {
 pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
     match cli.command {
         Command::Backup { out } => backup(settings, out).await,
+        Command::Report {
+            from,
+            to,
+            place,
+            period,
+            out,
+        } => report(settings, [from, to, period], place, out).await,
         Command::Restore {
             from,
             anchor,
@@ -595,6 +622,103 @@ pub async fn backup(settings: Settings, out: PathBuf) -> anyhow::Result<i32> {
         out.display()
     );
     Ok(if verify_file(&out, &[])? { 0 } else { 2 })
+}
+
+#[derive(askama::Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    from: String,
+    to: String,
+    place: Option<String>,
+    period_sv: &'static str,
+    generated: String,
+    observations: crate::statistics::StatisticsTable,
+    observation_chart: String,
+    referrals: crate::statistics::ReferralStatistics,
+    referral_chart: String,
+}
+
+/// `samverkan report`: the forum's statistics as one HTML file.
+pub async fn report(
+    settings: Settings,
+    [from, to, period]: [String; 3],
+    place: Option<String>,
+    out: PathBuf,
+) -> anyhow::Result<i32> {
+    use crate::statistics::{self, ReferralStatisticsQuery, Spec, StatisticsQuery};
+    let now = statistics::this_month();
+    let group = |unit: &str| format!("{unit},{period}");
+    let specs = Spec::parse(
+        &StatisticsQuery {
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            place: place.clone(),
+            group_by: Some(group("place")),
+        },
+        now,
+    )
+    .and_then(|o| {
+        let r = Spec::parse_referrals(
+            &ReferralStatisticsQuery {
+                from: Some(from.clone()),
+                to: Some(to.clone()),
+                organization: None,
+                group_by: Some(group("status")),
+            },
+            now,
+        )?;
+        Ok((o, r))
+    });
+    let (obs_spec, ref_spec) = match specs {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    let (db, writer) = admin_context(&settings).await?;
+    let mut entries = Vec::new();
+    for (kind, spec) in [("observations", &obs_spec), ("referrals", &ref_spec)] {
+        entries.push(
+            cli_event(AuditAction::StatisticsRead, "statistics", kind).parts(&spec.describe()),
+        );
+    }
+    writer.audit(entries).await?;
+    let cache = std::sync::Arc::new(statistics::DecisionCache::default());
+    let tables = db
+        .run(move |c| {
+            Ok((
+                statistics::observations(c, &obs_spec, &cache)?,
+                statistics::referrals(c, &ref_spec, &cache)?,
+            ))
+        })
+        .await;
+    let (observations, referrals) = match tables {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    let page = ReportPage {
+        period_sv: match period.as_str() {
+            "quarter" => "kvartal",
+            "year" => "år",
+            _ => "månader",
+        },
+        generated: crate::fields::format_time(storage::now_micros()),
+        observation_chart: observations.to_svg(),
+        referral_chart: referrals.to_svg(),
+        observations,
+        referrals,
+        from,
+        to,
+        place,
+    };
+    let html = askama::Template::render(&page)?;
+    std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+    println!("report written to {}", out.display());
+    Ok(0)
 }
 
 /// `samverkan restore --from FILE`: verifies the backup, then puts a copy of it in place

@@ -852,3 +852,73 @@ async fn a_chart_is_svg_with_its_numbers_as_text_and_no_external_resource() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn the_forum_report_is_one_offline_html_file_from_the_same_queries() {
+    let app = spawn_app().await;
+    let police = app.token("polis1").await;
+    file(&app, &police, "hasselby-torg", "drug_sale", 2025, 1, 7).await;
+    file(&app, &police, "sergels-torg", "drug_sale", 2025, 1, 12).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("report.html");
+    let out_s = out.to_str().expect("utf-8 path");
+    let (ok, text) = app.cli(&[
+        "report", "--from", "2025-01", "--to", "2025-06", "--period", "quarter", "--out", out_s,
+    ]);
+    assert!(ok, "{text}");
+    let html = std::fs::read_to_string(&out).expect("the report");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        html.contains(
+            "<td>2025-Q1</td><td>Hässelby torg</td><td class=\"n\">7</td><td class=\"n\">9.5</td>"
+        ),
+        "{html}"
+    );
+    assert_eq!(html.matches("<svg").count(), 2);
+    for external in ["<script", "<link", " src=", "href=", "url(", "@import"] {
+        assert!(!html.contains(external), "{external} in the report");
+    }
+    // The same numbers as the API gives.
+    let api = stats(
+        &app,
+        &police,
+        "from=2025-01&to=2025-06&group_by=place,quarter",
+    )
+    .await;
+    let sergel = api["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["place"] == "sergels-torg" && r["period"] == "2025-Q1")
+        .expect("row")
+        .clone();
+    assert_eq!(sergel["count"], 12);
+    assert!(html.contains("<td>2025-Q1</td><td>Sergels torg</td><td class=\"n\">12</td>"));
+    // A window that cuts a quarter is refused, and nothing is written.
+    let other = dir.path().join("other.html");
+    let (ok, text) = app.cli(&[
+        "report",
+        "--from",
+        "2025-02",
+        "--to",
+        "2025-06",
+        "--period",
+        "quarter",
+        "--out",
+        other.to_str().expect("path"),
+    ]);
+    assert!(!ok && text.contains("quarter"), "{text}");
+    assert!(!other.exists());
+    // Audited as statistics reads by the command line.
+    let auditor = app.token("revisor1").await;
+    let r = app
+        .get("/api/v1/audit?action=statistics_read", &auditor)
+        .await;
+    let cli: Vec<&Value> = r.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["client"] == "cli")
+        .collect();
+    assert_eq!(cli.len(), 2, "{}", r.text);
+}
