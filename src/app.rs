@@ -151,6 +151,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let capacity = settings.cache.entries;
+        let (events_db, events_settings) = (db.clone(), settings.events.clone());
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             db,
@@ -163,6 +164,7 @@ impl Application {
             reports: Arc::new(GenCache::new(capacity, generation.clone())),
             generation,
             statistics: Arc::new(crate::statistics::DecisionCache::default()),
+            events: crate::events::EventBus::start(events_db, events_settings),
         });
         crate::retention::spawn_job(
             state.writer.clone(),

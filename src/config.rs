@@ -101,6 +101,32 @@ pub struct Settings {
     pub web: WebSettings,
     /// Proxies trusted to name the client (`SAMVERKAN_TRUSTED_PROXIES`); none by default.
     pub proxies: ProxySettings,
+    /// Live alerts (`GET /api/v1/events`).
+    pub events: EventSettings,
+}
+
+/// Live alerts (Server-Sent Events).
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// Events are kept this long, for resuming a dropped stream with `Last-Event-ID`.
+    pub retain_minutes: i64,
+    /// Every stream gets a comment line this often, events or not.
+    pub heartbeat_secs: u64,
+    /// How often the events table is read (it holds every instance's events).
+    pub poll_ms: u64,
+    /// At most this many open streams per instance; more get 503.
+    pub max_streams: usize,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            retain_minutes: 60,
+            heartbeat_secs: 15,
+            poll_ms: 200,
+            max_streams: 5000,
+        }
+    }
 }
 
 /// The browser pages' sessions.
@@ -269,6 +295,24 @@ impl Settings {
                     })?,
                 },
             },
+            events: EventSettings {
+                retain_minutes: env_num(
+                    "SAMVERKAN_EVENTS_RETAIN_MINUTES",
+                    EventSettings::default().retain_minutes,
+                )?
+                .max(1),
+                heartbeat_secs: env_num(
+                    "SAMVERKAN_EVENTS_HEARTBEAT_SECS",
+                    EventSettings::default().heartbeat_secs,
+                )?
+                .max(1),
+                poll_ms: env_num("SAMVERKAN_EVENTS_POLL_MS", EventSettings::default().poll_ms)?
+                    .max(10),
+                max_streams: env_num(
+                    "SAMVERKAN_EVENTS_MAX_STREAMS",
+                    EventSettings::default().max_streams,
+                )?,
+            },
             web: WebSettings {
                 // Minutes for people; seconds for tests that watch a session time out.
                 idle_secs: match env("SAMVERKAN_WEB_IDLE_SECS") {
@@ -342,6 +386,10 @@ pub const VARIABLES: &[Variable] = &[
     var("SAMVERKAN_WEB_IDLE_MINUTES", "15", "a browser session ends after this long without a request"),
     var("SAMVERKAN_WEB_IDLE_SECS", "—", "the same in seconds (for tests); wins over the minutes"),
     var("SAMVERKAN_SECURE_COOKIES", "by the bind address", "`true`: the session cookie is `__Host-samverkan`, `Secure` (behind TLS); `false`: `samverkan`, for plain HTTP. Unset: `false` on a loopback address (a developer's machine), `true` on any other"),
+    var("SAMVERKAN_EVENTS_RETAIN_MINUTES", "60", "how long live alerts are kept, so a dropped stream resumes with `Last-Event-ID` without losing one"),
+    var("SAMVERKAN_EVENTS_HEARTBEAT_SECS", "15", "every event stream gets a heartbeat comment this often, events or not"),
+    var("SAMVERKAN_EVENTS_POLL_MS", "200", "how often each instance reads new events (every instance's) from the database"),
+    var("SAMVERKAN_EVENTS_MAX_STREAMS", "5000", "open event streams per instance; more are answered 503"),
     var("SAMVERKAN_AUDIT_INDEX_EVERY", "2048", "audit entries between two copies of their lookup keys (actor, record, time) into the indexed `audit_keys`; an auditor's query reads the entries not yet copied from the trail itself, so it always sees everything"),
     var("SAMVERKAN_NEW_PASSWORD", "—", "the command line only: the password for `admin create-user` and `admin set-password`, instead of reading it from standard input"),
 ];

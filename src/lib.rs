@@ -8,7 +8,7 @@
 //!
 //! Layers, lowest first; a module imports only from those below it:
 //! `error`, `fields`, `request` → `storage` → `policy` → `config` → `auth` → `audit` →
-//! `records` → `account`, `admin`, `retention`, `demo`, `statistics` → `api` → `web` → `app`, `cli`.
+//! `records` → `account`, `admin`, `retention`, `demo`, `statistics`, `events` → `api` → `web` → `app`, `cli`.
 
 pub mod account;
 pub mod admin;
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod policy;
 pub mod records;
@@ -66,7 +67,14 @@ mod layers {
         &["auth"],
         &["audit"],
         &["records"],
-        &["account", "admin", "retention", "demo", "statistics"],
+        &[
+            "account",
+            "admin",
+            "retention",
+            "demo",
+            "statistics",
+            "events",
+        ],
         &["api"],
         &["web"],
         &["app", "cli"],

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod docs;
+pub mod events;
 pub mod extractors;
 pub mod legal_holds;
 pub mod middleware;
@@ -78,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(legal_holds::list)
             .service(legal_holds::set)
             .service(legal_holds::clear)
+            .service(events::stream)
             .service(statistics::observations_svg)
             .service(statistics::referrals_svg)
             .service(statistics::observations)

@@ -67,6 +67,7 @@ impl Modify for BearerAuth {
         super::legal_holds::list, super::legal_holds::set, super::legal_holds::clear,
         super::statistics::observations, super::statistics::referrals,
         super::statistics::observations_svg, super::statistics::referrals_svg,
+        super::events::stream,
     )
 )]
 pub struct ApiDoc;

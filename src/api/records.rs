@@ -268,6 +268,7 @@ where
         .writer
         .write_as(principal, move |tx| {
             let id = insert(tx.conn, &user)?;
+            crate::events::record(tx.conn, crate::events::EventKind::created(K::KIND), &id)?;
             tx.audit(&entry.record(K::KIND.as_str(), &id).parts(&parts))?;
             let answer = visibility::read::<K>(tx.conn, &d, &id, now_micros(), None)?;
             Ok((id, answer))

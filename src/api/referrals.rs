@@ -9,6 +9,7 @@ use crate::api::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::{Bearer, Principal};
 use crate::error::{AppError, ErrorBody};
+use crate::events::{self, EventKind};
 use crate::fields::record_id;
 use crate::policy::{Action, ReferralPart, Resource};
 use crate::records::referrals::{
@@ -195,7 +196,10 @@ pub async fn give_feedback(
             creates: true,
         },
         move |s, _| Some(rf::feedback_resources(s, with_note)),
-        move |c, id, user| rf::insert_feedback(c, id, &status, note, user),
+        move |c, id, user| {
+            rf::insert_feedback(c, id, &status, note, user)?;
+            Ok(events::record(c, EventKind::ReferralFeedback, id)?)
+        },
     )
     .await
 }
@@ -237,7 +241,10 @@ pub async fn record_consent(
             creates: true,
         },
         move |s, _| Some(rf::consent_resources(s, &decided)),
-        move |conn, id, user| rf::insert_consent(conn, id, &c, user).map(|_| ()),
+        move |conn, id, user| {
+            rf::insert_consent(conn, id, &c, user)?;
+            Ok(events::record(conn, EventKind::ReferralFeedback, id)?)
+        },
     )
     .await
 }
@@ -267,7 +274,10 @@ pub async fn withdraw_consent(
             creates: false,
         },
         move |s, now| rf::withdraw_resources(s, &target, now),
-        move |c, id, user| rf::withdraw_consent(c, id, &consent_id, user),
+        move |c, id, user| {
+            rf::withdraw_consent(c, id, &consent_id, user)?;
+            Ok(events::record(c, EventKind::ReferralFeedback, id)?)
+        },
     )
     .await
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub reports: Arc<RecordCache<SituationReports>>,
     /// What each year's statistics may publish, while its counts are unchanged.
     pub statistics: Arc<crate::statistics::DecisionCache>,
+    /// Live alerts: every instance's new events, for this instance's streams.
+    pub events: Arc<crate::events::EventBus>,
 }
 
 impl AppState {

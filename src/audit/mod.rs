@@ -45,6 +45,8 @@ vocabulary!(
         Restore => "restore",
         /// Statistics read (a disclosure, even of aggregates): which, in `parts`.
         StatisticsRead => "statistics_read",
+        /// An event stream opened (live alerts: record ids and kinds only).
+        EventsOpen => "events_open",
     }
 );
 

@@ -255,6 +255,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Live alerts: what happened to which record (no content, no recipient).
+    events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        record_kind -> Text,
+        record_id -> Text,
+    }
+}
+
 diesel::joinable!(user_places -> users (user_id));
 diesel::joinable!(user_places -> places (place_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -287,4 +298,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     observation_counts,
     referral_counts,
     referral_decision_days,
+    events,
 );

@@ -209,6 +209,12 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         metrics_bind: None,
         web: samverkan::config::WebSettings::default(),
         proxies: Default::default(),
+        // Quick heartbeats, so a test sees one.
+        events: samverkan::config::EventSettings {
+            heartbeat_secs: 1,
+            poll_ms: 50,
+            ..Default::default()
+        },
     }
 }
 

@@ -11,6 +11,7 @@ mod browser;
 mod caching;
 mod cli;
 mod crash;
+mod events;
 mod hardening;
 mod hidden;
 mod input;
