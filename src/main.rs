@@ -23,9 +23,27 @@ fn tune_allocator() {
     }
 }
 
+/// Every open event stream is a socket: take the hard limit on open files, not the
+/// (often 1,024) soft one, so a thousand streams fit.
+fn raise_open_files() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: getrlimit/setrlimit read and write a plain struct owned here.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 #[actix_web::main]
 async fn main() {
     tune_allocator();
+    raise_open_files();
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(s) => s,

@@ -190,12 +190,12 @@ impl Decision {
         loop {
             let determined = d.determined();
             if determined.is_empty() {
-                return d;
+                break;
             }
             d.rounds += 1;
             if d.rounds > MAX_ROUNDS {
                 d.suppressed.iter_mut().for_each(|s| *s = true);
-                return d;
+                break;
             }
             let mut added = false;
             for s in determined {
@@ -206,7 +206,112 @@ impl Decision {
             }
             if !added {
                 d.suppressed.iter_mut().for_each(|s| *s = true);
-                return d;
+                break;
+            }
+        }
+        d.republish();
+        d
+    }
+
+    /// The unknowns of the system a reader solves: the suppressed month cells (published
+    /// ones are known numbers). Their number, and each month cell's unknown index.
+    fn unknowns(&self) -> (usize, Vec<usize>) {
+        let g = self.groups.len();
+        let base = |p: usize, k: usize, m: usize| (p * (g + 1) + k) * PERIODS + m;
+        let mut unknown = vec![usize::MAX; self.places * self.categories * MONTHS];
+        let mut n = 0;
+        for p in 0..self.places {
+            for k in 0..self.categories {
+                for m in 0..MONTHS {
+                    if self.suppressed[base(p, k, m)] {
+                        unknown[(p * self.categories + k) * MONTHS + m] = n;
+                        n += 1;
+                    }
+                }
+            }
+        }
+        (n, unknown)
+    }
+
+    /// A cell as a linear form over the unknowns.
+    fn vector(&self, (n, unknown): &(usize, Vec<usize>), c: Cell) -> Vec<u64> {
+        let mut v = vec![0u64; *n];
+        for (p, k, m) in self.cover(c) {
+            let u = unknown[(p * self.categories + k) * MONTHS + m];
+            if u != usize::MAX {
+                v[u] = 1;
+            }
+        }
+        v
+    }
+
+    /// Complementary suppression hides more than it must (it adds a cell per round, the
+    /// first that helps). This gives back what it can: each suppressed cell of 5 or more,
+    /// largest first, is published again unless that would make a cell under 5
+    /// computable; the cells of 5 or more it would make computable are published with
+    /// it. Each step is checked exactly, so no suppressed cell is ever computable: with
+    /// every suppressed cell reduced by the published ones, publishing `c` (residual
+    /// `r`) determines a suppressed `t` exactly when `t`'s residual is a multiple of `r`.
+    fn republish(&mut self) {
+        let system = self.unknowns();
+        let mut basis = Basis::default();
+        for i in 0..self.len() {
+            let c = self.cell(i);
+            if !self.suppressed[i] && !self.is_base(c) {
+                basis.insert(self.vector(&system, c));
+            }
+        }
+        let mut residual: std::collections::BTreeMap<usize, Vec<u64>> = (0..self.len())
+            .filter(|&i| self.suppressed[i])
+            .map(|i| {
+                let mut v = self.vector(&system, self.cell(i));
+                basis.reduce(&mut v);
+                (i, v)
+            })
+            .collect();
+        let mut candidates: Vec<usize> = residual
+            .keys()
+            .copied()
+            .filter(|&i| self.values[i] >= THRESHOLD)
+            .collect();
+        candidates.sort_by_key(|&i| (std::cmp::Reverse(self.values[i]), i));
+        for c in candidates {
+            let Some(r) = residual.get(&c) else { continue };
+            let Some(pivot) = r.iter().position(|&x| x != 0) else {
+                // Already computable: cannot be (the rounds above left none), so keep it.
+                continue;
+            };
+            let inv = inverse(r[pivot]);
+            let r: Vec<u64> = r.iter().map(|&x| mul(x, inv)).collect();
+            // The suppressed cells publishing `c` would make computable: all 5 or more,
+            // they are published with it (they add nothing a reader could not then
+            // compute); any under 5 keeps `c` suppressed.
+            let follow: Vec<usize> = residual
+                .iter()
+                .filter(|&(&t, v)| {
+                    t != c && {
+                        let f = v[pivot];
+                        v.iter().zip(&r).all(|(&a, &b)| a == mul(f, b))
+                    }
+                })
+                .map(|(&t, _)| t)
+                .collect();
+            if follow.iter().any(|&t| self.values[t] < THRESHOLD) {
+                continue;
+            }
+            for t in std::iter::once(c).chain(follow) {
+                self.suppressed[t] = false;
+                residual.remove(&t);
+            }
+            for v in residual.values_mut() {
+                let f = v[pivot];
+                if f != 0 {
+                    for (x, y) in v.iter_mut().zip(&r) {
+                        if *y != 0 {
+                            *x = sub(*x, mul(f, *y));
+                        }
+                    }
+                }
             }
         }
     }
@@ -288,40 +393,16 @@ impl Decision {
 
     /// The suppressed cells a reader could compute from the published ones.
     fn determined(&self) -> Vec<usize> {
-        // The unknowns are the suppressed month cells; published ones are known numbers.
-        let g = self.groups.len();
-        let base = |p: usize, k: usize, m: usize| (p * (g + 1) + k) * PERIODS + m;
-        let mut unknown = vec![usize::MAX; self.places * self.categories * MONTHS];
-        let mut n = 0;
-        for p in 0..self.places {
-            for k in 0..self.categories {
-                for m in 0..MONTHS {
-                    if self.suppressed[base(p, k, m)] {
-                        unknown[(p * self.categories + k) * MONTHS + m] = n;
-                        n += 1;
-                    }
-                }
-            }
-        }
-        let vector = |c: Cell| {
-            let mut v = vec![0u64; n];
-            for (p, k, m) in self.cover(c) {
-                let u = unknown[(p * self.categories + k) * MONTHS + m];
-                if u != usize::MAX {
-                    v[u] = 1;
-                }
-            }
-            v
-        };
+        let system = self.unknowns();
         let mut basis = Basis::default();
         for i in 0..self.len() {
             let c = self.cell(i);
             if !self.suppressed[i] && !self.is_base(c) {
-                basis.insert(vector(c));
+                basis.insert(self.vector(&system, c));
             }
         }
         (0..self.len())
-            .filter(|&i| self.suppressed[i] && basis.spans(vector(self.cell(i))))
+            .filter(|&i| self.suppressed[i] && basis.spans(self.vector(&system, self.cell(i))))
             .collect()
     }
 
@@ -499,6 +580,35 @@ mod tests {
         let hidden = d.cells().filter(|(_, v)| v.is_none()).count();
         assert!(hidden >= 3, "only {hidden} suppressed");
         assert!(d.cells().all(|(_, v)| v.is_none_or(|v| v >= THRESHOLD)));
+    }
+
+    #[test]
+    fn one_small_quarter_hides_a_rectangle_and_no_more() {
+        // Two places, one category; quarters (Sergels, Hässelby): 23/9, 31/12, 27/3, 18/11.
+        let mut t = YearTable::new(2, 1);
+        for (p, q, n) in [(0, 0, 23), (1, 0, 9), (0, 1, 31), (1, 1, 12)] {
+            for i in 0..n {
+                t.add(p, 0, q * 3 + i % 3, 1);
+            }
+        }
+        for (p, q, n) in [(0, 2, 27), (1, 2, 3), (0, 3, 18), (1, 3, 11)] {
+            for i in 0..n {
+                t.add(p, 0, q * 3 + i % 3, 1);
+            }
+        }
+        let d = Decision::decide(&t);
+        let q = |p, q| {
+            d.get(Cell {
+                place: Some(p),
+                category: None,
+                period: Period::Quarter(q),
+            })
+        };
+        assert_eq!(
+            [q(0, 0), q(1, 0), q(0, 1), q(1, 1)],
+            [Some(23), Some(9), Some(31), Some(12)]
+        );
+        assert_eq!([q(0, 2), q(1, 2), q(0, 3), q(1, 3)], [None; 4]);
     }
 
     #[test]
