@@ -88,8 +88,12 @@ impl Stream {
         Ok(())
     }
 
-    /// Whether the session still holds; refreshes what the user may see.
+    /// Whether the session still holds and the token has not expired (the client then
+    /// reconnects with a fresh one and `Last-Event-ID`); refreshes what the user may see.
     async fn holds(&mut self) -> bool {
+        if self.bearer.expired() {
+            return false;
+        }
         if let Some(p) = self.bearer.cached(&self.state.sessions) {
             self.principal = p;
             return true;

@@ -97,6 +97,11 @@ impl Bearer {
         Bearer { claims, meta }
     }
 
+    /// Whether the token itself has expired (a long-lived stream outlives its token).
+    pub fn expired(&self) -> bool {
+        self.claims.exp <= now_micros() / 1_000_000
+    }
+
     /// Whether the session is live, the user enabled and the token of the current epoch.
     fn admits(&self, (session, user, _, _, _): &SessionUser) -> bool {
         session.revoked_at.is_none()

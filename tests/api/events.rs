@@ -349,3 +349,27 @@ async fn a_second_instance_delivers_what_the_first_one_wrote() {
         ("referral.received", Some(id.as_str()))
     );
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires_and_resumes_with_a_fresh_one() {
+    let app = crate::helpers::spawn_with(|s| s.tokens.access_ttl_secs = 2).await;
+    let police = app.token("polis1").await;
+    let social = app.token("soc1").await;
+    let mut s = Sse::open(&app, &social, None).await;
+    let first = referral(&app, &police, "Before").await;
+    s.read_until(Duration::from_secs(2), |s| s.buf.contains(&first))
+        .await;
+    let got = s.take();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let open = s.read_until(Duration::from_secs(4), |_| false).await;
+    assert!(!open, "the stream outlived its token");
+    let police = app.token("polis1").await;
+    let missed = referral(&app, &police, "Meanwhile").await;
+    let fresh = app.token("soc1").await;
+    let mut s = Sse::open(&app, &fresh, Some(&got[0].id)).await;
+    s.read_until(Duration::from_secs(2), |s| s.buf.contains(&missed))
+        .await;
+    let again = s.take();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].data["id"], missed.as_str());
+}
