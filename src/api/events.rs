@@ -164,6 +164,15 @@ pub async fn stream(
     bearer: Bearer,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    open(state, bearer, &req).await
+}
+
+/// Opens a stream for the bearer (the API's token or the pages' session).
+pub async fn open(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let resolving = bearer.clone();
     let sessions = state.sessions.clone();
     let principal = state

@@ -697,18 +697,21 @@ fn series_of<'a>(
                 periods.len() - 1
             }
         };
-        let s = match series.iter().position(|s| s.label == label) {
-            Some(j) => &mut series[j],
+        let j = match series.iter().position(|s| s.label == label) {
+            Some(j) => j,
             None => {
                 series.push(chart::Series {
                     label,
                     values: Vec::new(),
                 });
-                series.last_mut().expect("just pushed")
+                series.len() - 1
             }
         };
-        s.values.resize(i + 1, None);
-        s.values[i] = value;
+        let values = &mut series[j].values;
+        if values.len() <= i {
+            values.resize(i + 1, None);
+        }
+        values[i] = value;
     }
     (periods, series)
 }
@@ -722,37 +725,58 @@ fn label(parts: [Option<&str>; 2], all: &str) -> String {
     }
 }
 
+/// A chart's words: its title, the label of a total, and a category's or status's name.
+pub struct ChartWords<'a> {
+    pub title: &'a str,
+    pub all: &'a str,
+    pub name: &'a dyn Fn(&str) -> String,
+}
+
 impl StatisticsTable {
-    /// A bar chart of the table (SVG, with its numbers as text).
+    /// A bar chart of the table (SVG, with its numbers as text), in English.
     pub fn to_svg(&self) -> String {
+        self.to_svg_in(&ChartWords {
+            title: "Observations",
+            all: "All places",
+            name: &str::to_owned,
+        })
+    }
+
+    /// The same with the page's words.
+    pub fn to_svg_in(&self, w: &ChartWords<'_>) -> String {
         let (periods, series) = series_of(self.rows.iter().map(|r| {
+            let category = r.category.as_deref().map(w.name);
             (
-                label(
-                    [r.place_name.as_deref(), r.category.as_deref()],
-                    "All places",
-                ),
+                label([r.place_name.as_deref(), category.as_deref()], w.all),
                 r.period.as_str(),
                 r.count,
             )
         }));
-        chart::bar_chart("Observations", &periods, &series)
+        chart::bar_chart(w.title, &periods, &series)
     }
 }
 
 impl ReferralStatistics {
-    /// A bar chart of the rows (SVG, with its numbers as text).
+    /// A bar chart of the rows (SVG, with its numbers as text), in English.
     pub fn to_svg(&self) -> String {
+        self.to_svg_in(&ChartWords {
+            title: "Reports of concern (orosanmälningar)",
+            all: "All referrals",
+            name: &str::to_owned,
+        })
+    }
+
+    /// The same with the page's words.
+    pub fn to_svg_in(&self, w: &ChartWords<'_>) -> String {
         let (periods, series) = series_of(self.rows.iter().map(|r| {
+            let status = r.status.as_deref().map(w.name);
             (
-                label(
-                    [r.organization_name.as_deref(), r.status.as_deref()],
-                    "All referrals",
-                ),
+                label([r.organization_name.as_deref(), status.as_deref()], w.all),
                 r.period.as_str(),
                 r.count,
             )
         }));
-        chart::bar_chart("Reports of concern (orosanmälningar)", &periods, &series)
+        chart::bar_chart(w.title, &periods, &series)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The pages people use, rendered on the server by the same binary: the same service
 //! functions as the API (every part decided by the same Cedar decision, every view and
 //! post audited like the API call it stands for, with channel `web`), phone first,
-//! Swedish first, working without JavaScript.
+//! Swedish first, working without JavaScript (one small script, `static/alerts.js`,
+//! only adds the live-alert banner).
 //!
 //! A browser session is a cookie holding an access token of an ordinary server-side
 //! session (see `session`): logging out, disabling, a password change and idle time end
@@ -24,31 +25,48 @@ use actix_web::{web, HttpResponse};
 
 pub use session::WebSession;
 
-/// Our stylesheet, served under a name that changes with its content.
+/// Our stylesheet and the live-alert banner's script, each served under a name that
+/// changes with its content.
 const STYLE: &str = include_str!("static/app.css");
+const SCRIPT: &str = include_str!("static/alerts.js");
 
-/// Pages: scripts from nowhere, styles and images from here only, forms post here only.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+/// Pages: our one script file and styles and images from here only, the event stream
+/// from here only, forms post here only; no inline code.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+                       style-src 'self'; img-src 'self'; form-action 'self'; \
                        base-uri 'none'; frame-ancestors 'none'";
+
+fn hashed(name: &str, ext: &str, body: &str) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(body.as_bytes())[..6]);
+    format!("/static/{name}-{hash}.{ext}")
+}
 
 /// The stylesheet's path: its content hash in the name, so it is cached for good.
 pub fn style_path() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        use sha2::Digest;
-        let hash = hex::encode(&sha2::Sha256::digest(STYLE.as_bytes())[..6]);
-        format!("/static/app-{hash}.css")
-    })
+    PATH.get_or_init(|| hashed("app", "css", STYLE))
+}
+
+/// The banner script's path, likewise.
+pub fn script_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| hashed("alerts", "js", SCRIPT))
 }
 
 async fn style(path: web::Path<String>) -> HttpResponse {
-    if format!("/static/{}", path.into_inner()) != style_path() {
+    let asked = format!("/static/{}", path.into_inner());
+    let (kind, body) = if asked == style_path() {
+        ("text/css; charset=utf-8", STYLE)
+    } else if asked == script_path() {
+        ("text/javascript; charset=utf-8", SCRIPT)
+    } else {
         return HttpResponse::NotFound().finish();
-    }
+    };
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+        .insert_header((header::CONTENT_TYPE, kind))
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
-        .body(STYLE)
+        .body(body)
 }
 
 /// An HTML page answer: never cached, never framed, no inline code.
@@ -96,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(referrals::consent),
         )
         .route("/statistics", web::get().to(statistics::show))
+        .route("/events", web::get().to(alerts))
         .route("/audit", web::get().to(audit::search))
         .route("/audit/export", web::get().to(audit::export))
         .route("/admin", web::get().to(admin::overview))
@@ -111,6 +130,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Frame {
     pub t: &'static i18n::Texts,
     pub style: &'static str,
+    pub script: &'static str,
     pub csrf: String,
     pub nav: nav::Nav,
     pub user: String,
@@ -133,6 +153,7 @@ impl Frame {
             Frame {
                 t: s.texts(),
                 style: style_path(),
+                script: script_path(),
                 csrf: s.csrf.clone(),
                 nav: nav::Nav::of(&d, &p),
                 user: p.user.display_name.clone(),
@@ -148,4 +169,14 @@ impl Frame {
 /// Renders a template (a failure is an internal error: the cause to the log).
 pub fn render(t: &impl askama::Template) -> Result<String, crate::error::AppError> {
     t.render().map_err(crate::error::AppError::internal)
+}
+
+/// `GET /events`: the live alerts of the signed-in user, for the banner (the API's
+/// stream, opened with the browser session).
+async fn alerts(
+    state: web::Data<crate::api::state::AppState>,
+    s: WebSession,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, crate::error::AppError> {
+    crate::api::events::open(state, s.bearer.clone(), &req).await
 }

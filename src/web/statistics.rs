@@ -10,7 +10,7 @@ use super::session::{WebError, WebSession};
 use super::{render, Frame};
 use crate::api::state::AppState;
 use crate::statistics::{
-    ReferralStatistics, ReferralStatisticsQuery, StatisticsQuery, StatisticsTable,
+    ChartWords, ReferralStatistics, ReferralStatisticsQuery, StatisticsQuery, StatisticsTable,
 };
 
 #[derive(Template)]
@@ -108,13 +108,24 @@ pub async fn show(
     )
     .await
     .map_err(|e| s.fail(e))?;
+    let t = f.t;
+    let observation_chart = observations.to_svg_in(&ChartWords {
+        title: t.get("statistics.observations"),
+        all: t.get("statistics.all_places"),
+        name: &|c| t.name("category", c).to_owned(),
+    });
+    let referral_chart = referrals.to_svg_in(&ChartWords {
+        title: t.get("statistics.referrals"),
+        all: t.get("statistics.all_referrals"),
+        name: &|s| t.name("status", s).to_owned(),
+    });
     let page = StatisticsPage {
         from,
         to,
         period: period.to_owned(),
         by_category,
-        observation_chart: observations.to_svg(),
-        referral_chart: referrals.to_svg(),
+        observation_chart,
+        referral_chart,
         observations,
         referrals,
         f,

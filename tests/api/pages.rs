@@ -471,6 +471,8 @@ async fn every_role_finds_statistics_in_the_menu_with_tables_charts_and_the_audi
         page.contains("<td>2025-Q3</td><td>Hässelby torg</td><td>6</td><td>7.0</td>"),
         "{page}"
     );
+    // The charts speak the page's language.
+    assert!(page.contains(">Väntar</text>"), "{page}");
     // A month that cuts a quarter is refused, as through the API.
     let bad = b
         .get("/statistics?from=2025-08&to=2025-09&period=quarter")

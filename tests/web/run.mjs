@@ -1542,6 +1542,40 @@ async function flowScreenshots() {
 
 // ---------------------------------------------------------------------------------------
 
+/** Live alerts: the banner appears for a new referral to the social worker's organisation, linking to it, and never for a guard. */
+async function flowAlerts() {
+  const police = await api.token('polis1');
+  const file = async (alias) => {
+    const r = await fetch(`${BASE}/api/v1/referrals`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${police}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ receiving_organization: 'socialtjansten-norrmalm', child: { alias }, concern: `Alone at the scene ${RUN}` }),
+    });
+    return r.ok ? (await r.json()).id : null;
+  };
+  await as('soc1', async (page) => {
+    await visit(page, '/referrals');
+    const box = page.locator('#alert');
+    must('alerts: every signed-in page has a hidden #alert banner', (await box.count()) === 1 && (await box.isHidden()), 'no hidden #alert');
+    // The stream opens as the page loads; give it a moment before filing.
+    await page.waitForTimeout(1000);
+    const id = await file(`ALERT-${RUN}`);
+    must('alerts: polis1 files a referral through the API', !!id, 'POST /api/v1/referrals failed');
+    await box.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {});
+    const href = await box.locator('a').getAttribute('href').catch(() => null);
+    await checkPage(page, 'alerts: soc1 sees the banner for the new referral, linking to it', href === `/referrals/${id}`, `banner link ${href}`);
+    const text = (await box.innerText().catch(() => '')).trim();
+    check('alerts: the banner says what happened, in the page language', /orosanmälan/i.test(text), `"${short(text)}"`);
+  });
+  await as('vakt2', async (page) => {
+    await visit(page, '/situation-reports');
+    await page.waitForTimeout(1000);
+    await file(`ALERT2-${RUN}`);
+    await page.waitForTimeout(2000);
+    check('alerts: a guard gets no banner for a referral', await page.locator('#alert').isHidden(), 'the banner showed');
+  });
+}
+
 const FLOWS = [
   ['login', flowLogin],
   ['guard', flowGuard],
@@ -1552,6 +1586,7 @@ const FLOWS = [
   ['secrecy', flowSecrecy],
   ['attacks', flowAttacks],
   ['a11y', flowAccessibility],
+  ['alerts', flowAlerts],
   ['screenshots', flowScreenshots],
 ];
 
