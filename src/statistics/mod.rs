@@ -732,6 +732,18 @@ pub struct ChartWords<'a> {
     pub name: &'a dyn Fn(&str) -> String,
 }
 
+/// A bar chart of rows given as (unit name, category or status, period, count).
+fn chart_of<'r>(
+    w: &ChartWords<'_>,
+    rows: impl Iterator<Item = (Option<&'r str>, Option<&'r str>, &'r str, Option<i64>)>,
+) -> String {
+    let (periods, series) = series_of(rows.map(|(unit, category, period, count)| {
+        let category = category.map(w.name);
+        (label([unit, category.as_deref()], w.all), period, count)
+    }));
+    chart::bar_chart(w.title, &periods, &series)
+}
+
 impl StatisticsTable {
     /// A bar chart of the table (SVG, with its numbers as text), in English.
     pub fn to_svg(&self) -> String {
@@ -744,15 +756,17 @@ impl StatisticsTable {
 
     /// The same with the page's words.
     pub fn to_svg_in(&self, w: &ChartWords<'_>) -> String {
-        let (periods, series) = series_of(self.rows.iter().map(|r| {
-            let category = r.category.as_deref().map(w.name);
-            (
-                label([r.place_name.as_deref(), category.as_deref()], w.all),
-                r.period.as_str(),
-                r.count,
-            )
-        }));
-        chart::bar_chart(w.title, &periods, &series)
+        chart_of(
+            w,
+            self.rows.iter().map(|r| {
+                (
+                    r.place_name.as_deref(),
+                    r.category.as_deref(),
+                    r.period.as_str(),
+                    r.count,
+                )
+            }),
+        )
     }
 }
 
@@ -768,15 +782,17 @@ impl ReferralStatistics {
 
     /// The same with the page's words.
     pub fn to_svg_in(&self, w: &ChartWords<'_>) -> String {
-        let (periods, series) = series_of(self.rows.iter().map(|r| {
-            let status = r.status.as_deref().map(w.name);
-            (
-                label([r.organization_name.as_deref(), status.as_deref()], w.all),
-                r.period.as_str(),
-                r.count,
-            )
-        }));
-        chart::bar_chart(w.title, &periods, &series)
+        chart_of(
+            w,
+            self.rows.iter().map(|r| {
+                (
+                    r.organization_name.as_deref(),
+                    r.status.as_deref(),
+                    r.period.as_str(),
+                    r.count,
+                )
+            }),
+        )
     }
 }
 

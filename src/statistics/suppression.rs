@@ -233,6 +233,20 @@ impl Decision {
         (n, unknown)
     }
 
+    /// The unknowns, and the published cells as equations over them (row echelon form).
+    /// Published month cells are known numbers, not equations.
+    fn published(&self) -> ((usize, Vec<usize>), Basis) {
+        let system = self.unknowns();
+        let mut basis = Basis::default();
+        for i in 0..self.len() {
+            let c = self.cell(i);
+            if !self.suppressed[i] && !self.is_base(c) {
+                basis.insert(self.vector(&system, c));
+            }
+        }
+        (system, basis)
+    }
+
     /// A cell as a linear form over the unknowns.
     fn vector(&self, (n, unknown): &(usize, Vec<usize>), c: Cell) -> Vec<u64> {
         let mut v = vec![0u64; *n];
@@ -253,14 +267,7 @@ impl Decision {
     /// every suppressed cell reduced by the published ones, publishing `c` (residual
     /// `r`) determines a suppressed `t` exactly when `t`'s residual is a multiple of `r`.
     fn republish(&mut self) {
-        let system = self.unknowns();
-        let mut basis = Basis::default();
-        for i in 0..self.len() {
-            let c = self.cell(i);
-            if !self.suppressed[i] && !self.is_base(c) {
-                basis.insert(self.vector(&system, c));
-            }
-        }
+        let (system, basis) = self.published();
         let mut residual: std::collections::BTreeMap<usize, Vec<u64>> = (0..self.len())
             .filter(|&i| self.suppressed[i])
             .map(|i| {
@@ -393,14 +400,7 @@ impl Decision {
 
     /// The suppressed cells a reader could compute from the published ones.
     fn determined(&self) -> Vec<usize> {
-        let system = self.unknowns();
-        let mut basis = Basis::default();
-        for i in 0..self.len() {
-            let c = self.cell(i);
-            if !self.suppressed[i] && !self.is_base(c) {
-                basis.insert(self.vector(&system, c));
-            }
-        }
+        let (system, basis) = self.published();
         (0..self.len())
             .filter(|&i| self.suppressed[i] && basis.spans(self.vector(&system, self.cell(i))))
             .collect()
