@@ -21,7 +21,7 @@ use crate::config::RetentionSettings;
 use crate::error::AppError;
 pub use crate::policy::RecordKind;
 use crate::storage::schema::{
-    observation_persons, observations, referral_consents, referral_feedback, referrals,
+    events, observation_persons, observations, referral_consents, referral_feedback, referrals,
     report_sections, situation_reports,
 };
 use crate::storage::{now_micros, Db, DbConnection};
@@ -118,12 +118,24 @@ pub fn erase(conn: &mut DbConnection, kind: RecordKind, ids: &[String]) -> Resul
                     .filter(observation_persons::observation_id.eq_any(erasable)),
             )
             .execute(conn)?;
-            diesel::delete(
+            let n = diesel::delete(
                 observations::table
                     .filter(observations::id.eq_any(ids))
                     .filter(observations::legal_hold.eq(false)),
             )
-            .execute(conn)?
+            .execute(conn)?;
+            // Live alerts about the erased records go with them (they name the record).
+            let kept = observations::table
+                .filter(observations::id.eq_any(ids))
+                .select(observations::id);
+            diesel::delete(
+                events::table
+                    .filter(events::record_kind.eq(kind.as_str()))
+                    .filter(events::record_id.eq_any(ids))
+                    .filter(diesel::dsl::not(events::record_id.eq_any(kept))),
+            )
+            .execute(conn)?;
+            n
         }
         RecordKind::SituationReport => {
             let erasable = situation_reports::table
@@ -134,12 +146,24 @@ pub fn erase(conn: &mut DbConnection, kind: RecordKind, ids: &[String]) -> Resul
                 report_sections::table.filter(report_sections::report_id.eq_any(erasable)),
             )
             .execute(conn)?;
-            diesel::delete(
+            let n = diesel::delete(
                 situation_reports::table
                     .filter(situation_reports::id.eq_any(ids))
                     .filter(situation_reports::legal_hold.eq(false)),
             )
-            .execute(conn)?
+            .execute(conn)?;
+            // Live alerts about the erased records go with them (they name the record).
+            let kept = situation_reports::table
+                .filter(situation_reports::id.eq_any(ids))
+                .select(situation_reports::id);
+            diesel::delete(
+                events::table
+                    .filter(events::record_kind.eq(kind.as_str()))
+                    .filter(events::record_id.eq_any(ids))
+                    .filter(diesel::dsl::not(events::record_id.eq_any(kept))),
+            )
+            .execute(conn)?;
+            n
         }
         RecordKind::Referral => {
             let erasable = || {
@@ -156,12 +180,24 @@ pub fn erase(conn: &mut DbConnection, kind: RecordKind, ids: &[String]) -> Resul
                 referral_consents::table.filter(referral_consents::referral_id.eq_any(erasable())),
             )
             .execute(conn)?;
-            diesel::delete(
+            let n = diesel::delete(
                 referrals::table
                     .filter(referrals::id.eq_any(ids))
                     .filter(referrals::legal_hold.eq(false)),
             )
-            .execute(conn)?
+            .execute(conn)?;
+            // Live alerts about the erased records go with them (they name the record).
+            let kept = referrals::table
+                .filter(referrals::id.eq_any(ids))
+                .select(referrals::id);
+            diesel::delete(
+                events::table
+                    .filter(events::record_kind.eq(kind.as_str()))
+                    .filter(events::record_id.eq_any(ids))
+                    .filter(diesel::dsl::not(events::record_id.eq_any(kept))),
+            )
+            .execute(conn)?;
+            n
         }
     };
     Ok(n)

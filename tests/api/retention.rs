@@ -266,6 +266,19 @@ async fn retention_erases_what_is_due_keeps_the_rest_and_audits_both() {
         rows(&app, &old_obs, &old_report, &old_ref),
         [0, 0, 0, 0, 0, 0, 0]
     );
+    // The live alerts that named them too; a held record keeps its own.
+    let alerts = |id: &str| -> i64 {
+        samverkan::storage::schema::events::table
+            .filter(samverkan::storage::schema::events::record_id.eq(id))
+            .count()
+            .get_result(&mut app.connect())
+            .expect("count events")
+    };
+    for id in [&old_obs, &old_report, &old_ref] {
+        assert_eq!(alerts(id), 0, "{id}");
+    }
+    assert_eq!(alerts(&held_obs), 1);
+    assert!(alerts(&held_ref) >= 1);
     for (path, token) in [
         (format!("/api/v1/observations/{old_obs}"), &police),
         (format!("/api/v1/situation-reports/{old_report}"), &police),
