@@ -114,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(referrals::consent),
         )
         .route("/statistics", web::get().to(statistics::show))
+        .route("/statistics/{file}", web::get().to(statistics::csv))
         .route("/events", web::get().to(alerts))
         .route("/audit", web::get().to(audit::search))
         .route("/audit/export", web::get().to(audit::export))

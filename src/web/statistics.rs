@@ -21,6 +21,8 @@ struct StatisticsPage {
     to: String,
     period: String,
     by_category: bool,
+    /// The form's query string, for the download links.
+    params: String,
     observations: StatisticsTable,
     observation_chart: String,
     referrals: ReferralStatistics,
@@ -61,13 +63,19 @@ fn filled(v: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `GET /statistics`.
-pub async fn show(
-    state: web::Data<AppState>,
-    s: WebSession,
-    q: web::Query<Form>,
-) -> Result<HttpResponse, WebError> {
-    let (f, p) = Frame::of(&state, &s, "statistics").await?;
+/// What the form asks for, as the two API queries (and the form's own values).
+struct Asked {
+    from: String,
+    to: String,
+    period: &'static str,
+    by_category: bool,
+    observations: StatisticsQuery,
+    referrals: ReferralStatisticsQuery,
+    /// The form's query string, for the download links.
+    params: String,
+}
+
+fn asked(q: &Form) -> Asked {
     let period = match filled(&q.period).as_deref() {
         Some("month") => "month",
         Some("year") => "year",
@@ -84,30 +92,47 @@ pub async fn show(
     } else {
         format!("place,{period}")
     };
-    let observations = crate::api::statistics::observation_table(
-        &state,
-        &p,
-        &StatisticsQuery {
+    let enc = super::observations::urlencode;
+    Asked {
+        observations: StatisticsQuery {
             from: Some(from.clone()),
             to: Some(to.clone()),
             place: None,
             group_by: Some(group),
         },
-    )
-    .await
-    .map_err(|e| s.fail(e))?;
-    let referrals = crate::api::statistics::referral_table(
-        &state,
-        &p,
-        &ReferralStatisticsQuery {
+        referrals: ReferralStatisticsQuery {
             from: Some(from.clone()),
             to: Some(to.clone()),
             organization: None,
             group_by: Some(format!("status,{period}")),
         },
-    )
-    .await
-    .map_err(|e| s.fail(e))?;
+        params: format!(
+            "from={}&to={}&period={period}{}",
+            enc(&from),
+            enc(&to),
+            if by_category { "&by_category=1" } else { "" }
+        ),
+        from,
+        to,
+        period,
+        by_category,
+    }
+}
+
+/// `GET /statistics`.
+pub async fn show(
+    state: web::Data<AppState>,
+    s: WebSession,
+    q: web::Query<Form>,
+) -> Result<HttpResponse, WebError> {
+    let (f, p) = Frame::of(&state, &s, "statistics").await?;
+    let a = asked(&q);
+    let observations = crate::api::statistics::observation_table(&state, &p, &a.observations)
+        .await
+        .map_err(|e| s.fail(e))?;
+    let referrals = crate::api::statistics::referral_table(&state, &p, &a.referrals)
+        .await
+        .map_err(|e| s.fail(e))?;
     let t = f.t;
     let observation_chart = observations.to_svg_in(&ChartWords {
         title: t.get("statistics.observations"),
@@ -120,10 +145,11 @@ pub async fn show(
         name: &|s| t.name("status", s).to_owned(),
     });
     let page = StatisticsPage {
-        from,
-        to,
-        period: period.to_owned(),
-        by_category,
+        from: a.from,
+        to: a.to,
+        period: a.period.to_owned(),
+        by_category: a.by_category,
+        params: a.params,
         observation_chart,
         referral_chart,
         observations,
@@ -131,4 +157,34 @@ pub async fn show(
         f,
     };
     Ok(s.page(render(&page).map_err(|e| s.fail(e))?))
+}
+
+/// `GET /statistics/{observations|referrals}.csv`: the page's tables to download, from
+/// the same queries (and so the same suppression and audit).
+pub async fn csv(
+    state: web::Data<AppState>,
+    s: WebSession,
+    kind: web::Path<String>,
+    q: web::Query<Form>,
+) -> Result<HttpResponse, WebError> {
+    let p = s.principal(&state).await?;
+    let a = asked(&q);
+    let body = match kind.as_str() {
+        "observations.csv" => {
+            crate::api::statistics::observation_table(&state, &p, &a.observations)
+                .await
+                .and_then(|t| t.to_csv())
+        }
+        "referrals.csv" => crate::api::statistics::referral_table(&state, &p, &a.referrals)
+            .await
+            .and_then(|t| t.to_csv()),
+        _ => Err(crate::error::AppError::NotFound),
+    }
+    .map_err(|e| s.fail(e))?;
+    let name = format!("attachment; filename=\"samverkan-{}\"", kind.as_str());
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((actix_web::http::header::CONTENT_DISPOSITION, name))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(body))
 }

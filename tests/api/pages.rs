@@ -473,6 +473,34 @@ async fn every_role_finds_statistics_in_the_menu_with_tables_charts_and_the_audi
     );
     // The charts speak the page's language.
     assert!(page.contains(">Väntar</text>"), "{page}");
+    // The tables download as CSV, from the same query.
+    let at = page
+        .find("id=\"observations-csv\"")
+        .expect("a download link");
+    let href = page[at..]
+        .split("href=\"")
+        .nth(1)
+        .and_then(|h| h.split('"').next())
+        .expect("href");
+    let href = href.replace("&amp;", "&");
+    let csv = b.get(&href).await;
+    assert_eq!(csv.status, StatusCode::OK, "{href}: {}", csv.text);
+    assert!(
+        csv.text
+            .starts_with("place,place_name,category,period,count"),
+        "{}",
+        csv.text
+    );
+    assert!(
+        csv.text
+            .contains("hasselby-torg,Hässelby torg,,2025-Q3,6,false,7.0"),
+        "{}",
+        csv.text
+    );
+    assert_eq!(
+        b.get("/statistics/nothing.csv").await.status,
+        StatusCode::NOT_FOUND
+    );
     // A month that cuts a quarter is refused, as through the API.
     let bad = b
         .get("/statistics?from=2025-08&to=2025-09&period=quarter")
