@@ -3,6 +3,7 @@
 //! CSV. Every read is audited before it is answered.
 
 use actix_web::{get, http::header, web, HttpRequest, HttpResponse};
+use serde::Serialize;
 
 use crate::api::records::refuse;
 use crate::api::state::AppState;
@@ -12,6 +13,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::policy::{Action, Resource, StatisticsKind};
 use crate::statistics::{
     self, ReferralStatistics, ReferralStatisticsQuery, Spec, StatisticsQuery, StatisticsTable,
+    Tabular,
 };
 
 /// The answer's format, from the `Accept` header.
@@ -97,7 +99,8 @@ pub async fn referral_table(
         .await
 }
 
-pub fn answer(table: &StatisticsTable, format: Format) -> Result<HttpResponse, AppError> {
+/// A statistics answer in the format asked for (one way for every kind of table).
+pub fn answer<T: Serialize + Tabular>(table: &T, format: Format) -> Result<HttpResponse, AppError> {
     Ok(match format {
         Format::Json => HttpResponse::Ok().json(table),
         Format::Csv => HttpResponse::Ok()
@@ -170,11 +173,5 @@ pub async fn referrals(
     query: web::Query<ReferralStatisticsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let table = referral_table(&state, &principal, &query).await?;
-    Ok(match Format::of(&req) {
-        Format::Json => HttpResponse::Ok().json(&table),
-        Format::Csv => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .body(table.to_csv()?),
-        Format::Svg => svg(table.to_svg()),
-    })
+    answer(&table, Format::of(&req))
 }

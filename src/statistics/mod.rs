@@ -732,6 +732,34 @@ pub struct ChartWords<'a> {
     pub name: &'a dyn Fn(&str) -> String,
 }
 
+/// What every statistics table answers besides JSON.
+pub trait Tabular {
+    /// RFC 4180 CSV, UTF-8, a header line.
+    fn to_csv(&self) -> Result<Vec<u8>, AppError>;
+    /// A bar chart (SVG, with its numbers as text), in English.
+    fn to_svg(&self) -> String;
+}
+
+impl Tabular for StatisticsTable {
+    fn to_csv(&self) -> Result<Vec<u8>, AppError> {
+        StatisticsTable::to_csv(self)
+    }
+
+    fn to_svg(&self) -> String {
+        StatisticsTable::to_svg(self)
+    }
+}
+
+impl Tabular for ReferralStatistics {
+    fn to_csv(&self) -> Result<Vec<u8>, AppError> {
+        ReferralStatistics::to_csv(self)
+    }
+
+    fn to_svg(&self) -> String {
+        ReferralStatistics::to_svg(self)
+    }
+}
+
 /// A bar chart of rows given as (unit name, category or status, period, count).
 fn chart_of<'r>(
     w: &ChartWords<'_>,
