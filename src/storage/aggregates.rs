@@ -40,6 +40,16 @@ macro_rules! add_to_count {
     }};
 }
 
+/// This thread's shard of the counts: drawn once per thread, so each writer (on any
+/// instance) adds to rows of its own and never waits for another's row lock; a frozen
+/// instance holds up no one. Readers add the shards up.
+fn shard() -> i64 {
+    thread_local! {
+        static SHARD: i64 = rand::random::<u32>() as i64;
+    }
+    SHARD.with(|s| *s)
+}
+
 /// Adds `n` to the count of (month, place, category).
 fn add(
     conn: &mut DbConnection,
@@ -56,9 +66,10 @@ fn add(
             t::month.eq(month),
             t::place_id.eq(place),
             t::category.eq(category),
-            t::count.eq(n)
+            t::count.eq(n),
+            t::shard.eq(shard())
         ),
-        (t::month, t::place_id, t::category)
+        (t::month, t::place_id, t::category, t::shard)
     )
 }
 
@@ -102,9 +113,16 @@ pub fn add_referral(conn: &mut DbConnection, k: &ReferralKey, n: i64) -> QueryRe
             t::receiving_org_id.eq(&k.receiving_org_id),
             t::status.eq(&k.status),
             t::timing.eq(k.timing),
-            t::count.eq(n)
+            t::count.eq(n),
+            t::shard.eq(shard())
         ),
-        (t::month, t::receiving_org_id, t::status, t::timing)
+        (
+            t::month,
+            t::receiving_org_id,
+            t::status,
+            t::timing,
+            t::shard
+        )
     )
 }
 
@@ -125,9 +143,10 @@ pub fn add_decision_days(
             t::month.eq(month),
             t::receiving_org_id.eq(receiving_org_id),
             t::days.eq(days),
-            t::count.eq(n)
+            t::count.eq(n),
+            t::shard.eq(shard())
         ),
-        (t::month, t::receiving_org_id, t::days)
+        (t::month, t::receiving_org_id, t::days, t::shard)
     )
 }
 

@@ -224,34 +224,37 @@ diesel::table! {
 diesel::joinable!(users -> organizations (organization_id));
 diesel::table! {
     /// Observations per month (Europe/Stockholm), place and category; outlives retention.
-    observation_counts (month, place_id, category) {
+    observation_counts (month, place_id, category, shard) {
         month -> Text,
         place_id -> Text,
         category -> Text,
         count -> BigInt,
+        shard -> BigInt,
     }
 }
 
 diesel::table! {
     /// Orosanmälningar per filing month, receiving organisation, status and timing of
     /// the first decision; outlives retention.
-    referral_counts (month, receiving_org_id, status, timing) {
+    referral_counts (month, receiving_org_id, status, timing, shard) {
         month -> Text,
         receiving_org_id -> Text,
         status -> Text,
         timing -> Text,
         count -> BigInt,
+        shard -> BigInt,
     }
 }
 
 diesel::table! {
     /// Days from filing to the first feedback decision, per filing month and
     /// receiving organisation; outlives retention.
-    referral_decision_days (month, receiving_org_id, days) {
+    referral_decision_days (month, receiving_org_id, days, shard) {
         month -> Text,
         receiving_org_id -> Text,
         days -> Integer,
         count -> BigInt,
+        shard -> BigInt,
     }
 }
 

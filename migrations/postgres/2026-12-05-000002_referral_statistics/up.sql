@@ -9,7 +9,9 @@ CREATE TABLE referral_counts (
     status TEXT NOT NULL,
     timing TEXT NOT NULL,
     count BIGINT NOT NULL,
-    PRIMARY KEY (month, receiving_org_id, status, timing)
+    -- Per writer thread, as observation_counts.
+    shard BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, receiving_org_id, status, timing, shard)
 );
 
 -- Days from filing to the first feedback decision, per filing month and receiving
@@ -19,7 +21,8 @@ CREATE TABLE referral_decision_days (
     receiving_org_id TEXT NOT NULL,
     days INTEGER NOT NULL,
     count BIGINT NOT NULL,
-    PRIMARY KEY (month, receiving_org_id, days)
+    shard BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, receiving_org_id, days, shard)
 );
 
 -- Existing referrals are counted once, when this is applied (storage::aggregates).

@@ -8,7 +8,10 @@ CREATE TABLE observation_counts (
     place_id TEXT NOT NULL,
     category TEXT NOT NULL,
     count BIGINT NOT NULL,
-    PRIMARY KEY (month, place_id, category)
+    -- Each writer thread adds to rows of its own (a random number it drew), so writers on
+    -- several instances never wait for each other's row locks; readers add the shards up.
+    shard BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, place_id, category, shard)
 );
 
 -- The marker that asks for that count (months sort before letters, so no range of
