@@ -15,17 +15,31 @@ use crate::audit::writer::Writer;
 use crate::auth::password::Hasher;
 use crate::auth::tokens::{generate_secret, TokenService};
 use crate::config::{parse_keys, Secret, Settings};
-use crate::policy::PolicyEngine;
+use crate::policy::{Policies, PolicyEngine};
 use crate::records::CursorSeal;
 use crate::storage::cache::{self, GenCache, Generation};
 use crate::storage::{self, DatabaseUrl, Db};
 
+/// Who did it, for `policy_versions.loaded_by`: this host and process.
+pub fn instance_name(what: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown host".into());
+    format!("{what} {host} (pid {})", std::process::id())
+}
+
+/// The policy folder the settings name (an explicit folder, else `./policies` when it
+/// holds a schema); `None`: the copy built into the binary.
+pub fn policy_folder(settings: &Settings) -> Option<PathBuf> {
+    settings.policy_dir.clone().or_else(|| {
+        Some(PathBuf::from("policies")).filter(|p| p.join("schema.cedarschema").exists())
+    })
+}
+
 /// Loads the policies named by the settings: an explicit folder, else `./policies`,
 /// else the copy built into the binary.
 pub fn load_policies(settings: &Settings) -> anyhow::Result<PolicyEngine> {
-    let dir = settings.policy_dir.clone().or_else(|| {
-        Some(PathBuf::from("policies")).filter(|p| p.join("schema.cedarschema").exists())
-    });
+    let dir = policy_folder(settings);
     let engine = match &dir {
         Some(d) => PolicyEngine::load(d)?,
         None => PolicyEngine::load_embedded()?,
@@ -108,7 +122,7 @@ impl Application {
     /// server is not yet running until `run_until_stopped` is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let url = settings.database_url.clone();
-        let policy = Arc::new(load_policies(&settings)?);
+        let policy = Arc::new(Policies::new(load_policies(&settings)?));
         {
             let url = url.clone();
             tokio::task::spawn_blocking(move || storage::migrate(&url))
@@ -138,13 +152,29 @@ impl Application {
             generation.clone(),
             settings.audit_index_every,
             settings.writers,
+            policy.clone(),
+        )?;
+        // This instance's files become the set in force unless they already are; from
+        // then on it follows whatever set becomes current (reload, SIGHUP, a deployment).
+        crate::policy_versions::adopt_at_start(&writer, &policy, &instance_name("start-up of"))
+            .await?;
+        crate::policy_versions::spawn_watcher(
+            &policy,
+            url.clone(),
+            std::time::Duration::from_millis(settings.policy_poll_ms.max(10)),
         )?;
         let hasher = {
             let n = settings.login.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n)).await??
         };
         if settings.demo {
-            crate::demo::seed(&db, &writer, &policy, settings.demo_password.clone()).await?;
+            crate::demo::seed(
+                &db,
+                &writer,
+                &policy.current(),
+                settings.demo_password.clone(),
+            )
+            .await?;
             crate::demo::seed_samples(&db, &writer).await?;
         }
         let listener = TcpListener::bind(&settings.bind)
@@ -237,6 +267,37 @@ impl Application {
             crate::shutdown_signal().await;
             handle.stop(true).await;
         });
+        // SIGHUP: read the policy folder again and, if it passes, put it in force here and
+        // (through the database) on every instance.
+        #[cfg(unix)]
+        {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                    tracing::warn!(
+                        "cannot listen for SIGHUP: reload the rules with `samverkan policy reload`"
+                    );
+                    return;
+                };
+                while hangups.recv().await.is_some() {
+                    match policy_folder(&state.settings) {
+                        Some(dir) => {
+                            crate::policy_versions::reload_from(
+                                &dir,
+                                &state.writer,
+                                &state.policy,
+                                &instance_name("SIGHUP to"),
+                            )
+                            .await
+                        }
+                        None => tracing::warn!(
+                            "SIGHUP: the rules in force are the built-in copy, there is no folder to reload"
+                        ),
+                    }
+                }
+            });
+        }
         let metrics = self.metrics.map(|(server, _)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))

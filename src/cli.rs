@@ -164,6 +164,20 @@ pub enum PolicyCommand {
     Check(PolicyDir),
     /// Run the decision tables (decisions.csv) against the policies.
     Test(PolicyDir),
+    /// Put a policy folder in force on every instance of the database, without a
+    /// restart: validated strictly against its schema, then its decision table; stored
+    /// (and audited) only if both pass, else refused with the reasons and the rules in
+    /// force stay. Instances swap it in within SAMVERKAN_POLICY_POLL_MS.
+    Reload {
+        /// Policy folder (default: SAMVERKAN_POLICY_DIR, else ./policies).
+        dir: Option<PathBuf>,
+        /// Who loads it, for the history (default: the operating-system user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The policy sets that have been in force, oldest first, with when they were
+    /// loaded and by whom; the last is current. Every audit entry names one by its hash.
+    History,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +237,7 @@ async fn admin_context(settings: &Settings) -> anyhow::Result<(Db, Writer)> {
             generation,
             settings.audit_index_every,
             1,
+            std::sync::Arc::new(crate::policy::Policies::new(load_policies(settings)?)),
         )?,
     ))
 }
@@ -497,6 +512,23 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
             );
             Ok(if report.failed.is_empty() { 0 } else { 1 })
         }
+        Command::Policy(PolicyCommand::Reload { dir, by }) => {
+            let dir = dir
+                .or_else(|| crate::app::policy_folder(&settings))
+                .unwrap_or_else(|| PathBuf::from("policies"));
+            policy_reload(settings, dir, by).await
+        }
+        Command::Policy(PolicyCommand::History) => {
+            let url = settings.database_url.clone();
+            let text = tokio::task::spawn_blocking(move || {
+                storage::migrate(&url)?;
+                let mut conn = storage::establish(&url)?;
+                anyhow::Ok(crate::policy_versions::print_history(&mut conn)?)
+            })
+            .await??;
+            print!("{text}");
+            Ok(0)
+        }
         Command::Audit(AuditCommand::Verify { anchor }) => audit_verify(settings, anchor).await,
         Command::Audit(AuditCommand::Head) => {
             let url = settings.database_url.clone();
@@ -522,6 +554,47 @@ pub async fn run(cli: Cli, mut settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `samverkan policy reload`: check the folder as a reload must, then store it as the
+/// set in force (audited); the instances follow within their poll interval.
+async fn policy_reload(
+    settings: Settings,
+    dir: PathBuf,
+    by: Option<String>,
+) -> anyhow::Result<i32> {
+    let engine = match crate::policy::versions::load_checked(&dir) {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "refused: {} was not loaded; the rules in force stay",
+                dir.display()
+            );
+            return Ok(1);
+        }
+    };
+    let (_db, writer) = admin_context(&settings).await?;
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| crate::app::instance_name("command line on"));
+    let meta = RequestMeta {
+        client: Some("cli".into()),
+        ..Default::default()
+    };
+    let stored = crate::policy_versions::store(&writer, &engine, &by, &meta).await?;
+    let short = engine.hash().get(..12).unwrap_or_default();
+    match stored {
+        crate::policy_versions::Stored::AlreadyCurrent(p) => {
+            println!("policy set {short} is already in force (version {p}); nothing changed")
+        }
+        crate::policy_versions::Stored::Current(p) => println!(
+            "policy set {short} is now in force (version {p}, {} policies); every instance swaps it in within {} ms",
+            engine.policy_count(),
+            settings.policy_poll_ms
+        ),
+    }
+    Ok(0)
 }
 
 /// The SQLite file behind the settings, or why there is none.

@@ -77,6 +77,9 @@ pub struct Settings {
     pub bind: String,
     /// Policy folder; `None` means `./policies` if present, else the built-in copy.
     pub policy_dir: Option<PathBuf>,
+    /// How often each instance looks for a newer policy set in the database
+    /// (`SAMVERKAN_POLICY_POLL_MS`).
+    pub policy_poll_ms: u64,
     pub tokens: TokenSettings,
     pub login: LoginSettings,
     pub max_body_bytes: usize,
@@ -233,6 +236,7 @@ impl Settings {
             ),
             bind: env("SAMVERKAN_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             policy_dir: env("SAMVERKAN_POLICY_DIR").map(PathBuf::from),
+            policy_poll_ms: env_num("SAMVERKAN_POLICY_POLL_MS", 1000)?,
             tokens: TokenSettings {
                 issuer: env("SAMVERKAN_JWT_ISSUER").unwrap_or_else(|| "samverkan".to_owned()),
                 audience: env("SAMVERKAN_JWT_AUDIENCE")
@@ -375,7 +379,8 @@ pub const VARIABLES: &[Variable] = &[
     var("SAMVERKAN_WORKERS", "one per core", "HTTP worker threads"),
     var("SAMVERKAN_CACHE_ENTRIES", "10000", "sessions and situation reports kept in memory (each); 0 turns the caches off"),
     var("SAMVERKAN_CACHE_POLL_MS", "250", "how soon a change made outside this process (CLI, SQL, another instance) reaches the caches"),
-    var("SAMVERKAN_POLICY_DIR", "`./policies`, else the built-in copy", "Cedar policies and schema"),
+    var("SAMVERKAN_POLICY_DIR", "`./policies`, else the built-in copy", "Cedar policies, schema and decision table; at start-up they become the set in force on every instance unless they already are (see \"Changing the rules\")"),
+    var("SAMVERKAN_POLICY_POLL_MS", "1000", "how often each instance looks for a newer policy set (from `policy reload`, SIGHUP or another instance's start) and swaps it in"),
     var("SAMVERKAN_DEMO_PASSWORD", "generated, printed once", "the password of demo users `serve --demo` creates (existing users are never changed)"),
     var("SAMVERKAN_LOG_FORMAT", "`json`", "`text` for human-readable logs; `RUST_LOG` filters"),
     var("SAMVERKAN_RETENTION_OBSERVATION_DAYS", "365", "retention of observations, from filing; 0 keeps them for ever (see \"Retention\")"),

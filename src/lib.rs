@@ -8,7 +8,8 @@
 //!
 //! Layers, lowest first; a module imports only from those below it:
 //! `error`, `fields`, `request` → `storage` → `policy` → `config` → `auth` → `audit` →
-//! `records` → `account`, `admin`, `retention`, `demo`, `statistics`, `events` → `api` → `web` → `app`, `cli`.
+//! `records` → `account`, `admin`, `retention`, `demo`, `statistics`, `events`,
+//! `policy_versions` → `api` → `web` → `app`, `cli`.
 
 pub mod account;
 pub mod admin;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod fields;
 pub mod policy;
+pub mod policy_versions;
 pub mod records;
 pub mod request;
 pub mod retention;
@@ -74,6 +76,7 @@ mod layers {
             "demo",
             "statistics",
             "events",
+            "policy_versions",
         ],
         &["api"],
         &["web"],

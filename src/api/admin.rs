@@ -24,7 +24,7 @@ async fn authorize(
     principal: &Principal,
     kind: AdminKind,
 ) -> Result<(), AppError> {
-    let allowed = state.policy.is_allowed(
+    let allowed = state.policy.current().is_allowed(
         &principal.attrs,
         Action::Administer,
         &Resource::Admin { kind },
@@ -209,7 +209,7 @@ pub async fn add_user(
     admin::role(&body.role)?;
     check_new_password(&body.password)?;
     let hash = state.hasher.hash(body.password.clone()).await?;
-    let (p, policy) = (principal.clone(), state.policy.clone());
+    let (p, policy) = (principal.clone(), state.policy.current());
     let written = state
         .writer
         .write_as(principal, move |tx| {
@@ -288,7 +288,7 @@ pub async fn change_user(
         }
         None => None,
     };
-    let (p, policy) = (principal.clone(), state.policy.clone());
+    let (p, policy) = (principal.clone(), state.policy.current());
     let written = state
         .writer
         .write_as(principal, move |tx| {

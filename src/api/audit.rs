@@ -23,6 +23,7 @@ async fn authorize(
 ) -> Result<(), AppError> {
     if state
         .policy
+        .current()
         .is_allowed(&principal.attrs, Action::ReadAudit, &Resource::AuditLog)
     {
         // Committed before the query runs, which then finds every entry before it, this

@@ -70,7 +70,8 @@ impl Stream {
     }
 
     fn wanted(&self, e: &Event) -> bool {
-        !self.delivered.contains(&e.seq) && e.for_user(&self.state.policy, &self.principal.attrs)
+        !self.delivered.contains(&e.seq)
+            && e.for_user(&self.state.policy.current(), &self.principal.attrs)
     }
 
     /// The kept events after `after` that this user hears of.

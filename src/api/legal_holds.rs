@@ -25,6 +25,7 @@ async fn authorize(
     };
     if state
         .policy
+        .current()
         .is_allowed(&principal.attrs, Action::Administer, &resource)
     {
         Ok(())

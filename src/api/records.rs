@@ -16,7 +16,7 @@ use crate::records::{Decider, ListQuery, Page};
 use crate::storage::{now_micros, DbConnection};
 
 pub fn decider(state: &AppState, principal: &Principal) -> Decider {
-    Decider::new(state.policy.clone(), principal.attrs.clone())
+    Decider::new(state.policy.current(), principal.attrs.clone())
 }
 
 /// The audit entry of a refusal: 404s are `not_found`, everything else `denied`.
@@ -68,7 +68,7 @@ where
     F: FnOnce(&mut DbConnection, &Decider) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    let policy = state.policy.clone();
+    let policy = state.policy.current();
     let sessions = state.sessions.clone();
     let cached = bearer.cached(&sessions);
     state
@@ -93,18 +93,24 @@ pub async fn list_page<K: RecordKind>(
     query: ListQuery,
 ) -> Result<(Principal, Page<K::View>), AppError> {
     let seal = state.cursor_seal.clone();
-    let (principal, (shown, next_cursor)) = read_as(state, bearer, move |c, d| {
+    let (principal, (shown, next_cursor, policy_hash)) = read_as(state, bearer, move |c, d| {
         let f = query.validate(&seal, &d.principal().user_id, K::KIND)?;
         let page = visibility::list::<K>(c, d, &f, now_micros())?;
-        Ok((page.shown, page.next.map(|key| seal.seal(&key, &f.binding))))
+        Ok((
+            page.shown,
+            page.next.map(|key| seal.seal(&key, &f.binding)),
+            d.engine().hash().clone(),
+        ))
     })
     .await?;
     let entries: Vec<AuditEntry> = shown
         .iter()
         .map(|s| {
-            AuditEntry::by(&principal, AuditAction::List, Outcome::Success)
+            let mut e = AuditEntry::by(&principal, AuditAction::List, Outcome::Success)
                 .record(K::KIND.as_str(), s.id())
-                .parts(&s.parts)
+                .parts(&s.parts);
+            e.policy_hash = Some(policy_hash.clone());
+            e
         })
         .collect();
     // Even an empty page: the group checks that the session still holds.
@@ -155,19 +161,23 @@ pub async fn read_answer<K: RecordKind>(
         cache.as_deref(),
     ) {
         if let Some(cached) = cache.get(id) {
-            let answer =
-                visibility::read_cached(&decider(state, &principal), &cached, now_micros());
-            let answer = answer_read::<K>(state, &principal, Some(id), answer).await?;
+            let d = decider(state, &principal);
+            let answer = visibility::read_cached(&d, &cached, now_micros());
+            let decided = d.engine().hash().clone();
+            let answer = answer_read::<K>(state, &principal, Some(id), answer, decided).await?;
             return Ok((principal, answer));
         }
     }
     let lookup = id.clone();
-    let (principal, answer) = read_as(state, bearer, move |c, d| match lookup {
-        Some(id) => visibility::read::<K>(c, d, &id, now_micros(), cache.as_deref()),
-        None => Ok(None),
+    let (principal, (answer, decided)) = read_as(state, bearer, move |c, d| {
+        let answer = match lookup {
+            Some(id) => visibility::read::<K>(c, d, &id, now_micros(), cache.as_deref())?,
+            None => None,
+        };
+        Ok((answer, d.engine().hash().clone()))
     })
     .await?;
-    let answer = answer_read::<K>(state, &principal, id.as_deref(), answer).await?;
+    let answer = answer_read::<K>(state, &principal, id.as_deref(), answer, decided).await?;
     Ok((principal, answer))
 }
 
@@ -178,13 +188,15 @@ async fn answer_read<K: RecordKind>(
     principal: &Principal,
     id: Option<&str>,
     answer: Option<Answer>,
+    decided: std::sync::Arc<str>,
 ) -> Result<Answer, AppError> {
     let kind = K::KIND.as_str();
     match (answer, id) {
         (Some(a), Some(id)) => {
-            let entry = AuditEntry::by(principal, AuditAction::Read, Outcome::Success)
+            let mut entry = AuditEntry::by(principal, AuditAction::Read, Outcome::Success)
                 .record(kind, id)
                 .parts(&a.parts);
+            entry.policy_hash = Some(decided);
             state.writer.audit_as(principal, vec![entry]).await?;
             Ok(a)
         }
@@ -263,7 +275,8 @@ where
         .await);
     }
     let user = principal.user.clone();
-    let entry = AuditEntry::by(principal, AuditAction::Create, Outcome::Success);
+    let entry =
+        AuditEntry::by(principal, AuditAction::Create, Outcome::Success).decided_by(d.engine());
     let (id, answer) = state
         .writer
         .write_as(principal, move |tx| {

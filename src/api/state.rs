@@ -8,7 +8,7 @@ use crate::auth::password::Hasher;
 use crate::auth::tokens::TokenService;
 use crate::auth::SessionCache;
 use crate::config::Settings;
-use crate::policy::PolicyEngine;
+use crate::policy::Policies;
 use crate::records::situation_reports::SituationReports;
 use crate::records::visibility::RecordCache;
 use crate::records::CursorSeal;
@@ -22,8 +22,9 @@ pub struct AppState {
     pub db: Db,
     /// The single write path: group commit of writes and their audit entries.
     pub writer: Writer,
-    /// The Cedar policy set, validated at start; decides every part.
-    pub policy: Arc<PolicyEngine>,
+    /// The Cedar policy set in force, validated before it is swapped in; decides every
+    /// part. A request takes one snapshot (`current()`) and decides with it throughout.
+    pub policy: Arc<Policies>,
     pub tokens: TokenService,
     pub hasher: Hasher,
     /// Seals list cursors, keyed from the token signing key (every instance agrees).

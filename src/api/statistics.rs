@@ -48,7 +48,8 @@ async fn authorize(
     kind: StatisticsKind,
     spec: &Spec,
 ) -> Result<(), AppError> {
-    if !state.policy.is_allowed(
+    let engine = state.policy.current();
+    if !engine.is_allowed(
         &principal.attrs,
         Action::ReadStatistics,
         &Resource::Statistics { kind },
@@ -65,7 +66,8 @@ async fn authorize(
     }
     let entry = AuditEntry::by(principal, AuditAction::StatisticsRead, Outcome::Success)
         .record("statistics", kind.as_str())
-        .parts(&spec.describe());
+        .parts(&spec.describe())
+        .decided_by(&engine);
     state.writer.audit_as(principal, vec![entry]).await
 }
 

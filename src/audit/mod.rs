@@ -47,6 +47,9 @@ vocabulary!(
         StatisticsRead => "statistics_read",
         /// An event stream opened (live alerts: record ids and kinds only).
         EventsOpen => "events_open",
+        /// A policy set became current (start-up with new files, a reload or SIGHUP);
+        /// the record id is its hash.
+        PolicyLoaded => "policy_loaded",
     }
 );
 
@@ -140,6 +143,9 @@ pub struct AuditEntry {
     pub changes: Option<String>,
     /// `web` for what was done through the pages; `None` for the API and the CLI.
     pub channel: Option<String>,
+    /// The hash of the policy set the request decided with; the writer fills in the set
+    /// in force when it is `None`.
+    pub policy_hash: Option<std::sync::Arc<str>>,
 }
 
 impl AuditEntry {
@@ -156,7 +162,14 @@ impl AuditEntry {
             client: meta.client.clone(),
             changes: None,
             channel: meta.channel.map(str::to_owned),
+            policy_hash: None,
         }
+    }
+
+    /// The policy set that decided (the request's snapshot of it).
+    pub fn decided_by(mut self, engine: &crate::policy::PolicyEngine) -> Self {
+        self.policy_hash = Some(engine.hash().clone());
+        self
     }
 
     /// An entry for what the signed-in user of a request did.
@@ -240,6 +253,11 @@ pub fn entry_hash(row: &AuditRow) -> String {
         field("chain");
         field(decimal(row.chain, &mut digits));
     }
+    // Tagged and only when present, like the channel: older entries hash as they did.
+    if let Some(policy) = &row.policy_hash {
+        field("policy");
+        field(policy);
+    }
     lower_hex(&h.finalize())
 }
 
@@ -270,6 +288,7 @@ fn lower_hex(bytes: &[u8]) -> String {
 /// copied: this runs on the writer thread, once for every entry of the service.
 pub fn unplaced(
     chain: i64,
+    policy: &str,
     entries: impl IntoIterator<Item = AuditEntry>,
     rows: &mut Vec<AuditRow>,
 ) {
@@ -304,6 +323,7 @@ pub fn unplaced(
             changes: entry.changes,
             channel: entry.channel,
             chain,
+            policy_hash: Some(entry.policy_hash.as_deref().unwrap_or(policy).to_owned()),
         });
     }
 }

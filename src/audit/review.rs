@@ -150,6 +150,10 @@ pub struct AuditEntryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     pub hash: String,
+    /// The hash of the policy set that decided (`samverkan policy history`); absent on
+    /// entries from before sets were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<String>,
 }
 
 impl From<AuditRow> for AuditEntryView {
@@ -179,6 +183,7 @@ impl From<AuditRow> for AuditEntryView {
                 .and_then(|c| serde_json::from_str(c).ok()),
             channel: r.channel,
             hash: r.hash,
+            policy_hash: r.policy_hash,
         }
     }
 }
@@ -334,7 +339,7 @@ pub fn search(
 }
 
 /// The CSV export's header line.
-pub const CSV_HEADER: &str = "seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash,channel\n";
+pub const CSV_HEADER: &str = "seq,at,actor,organization,role,action,record_kind,record_id,parts,outcome,request_id,purpose,client,changes,hash,channel,policy_hash\n";
 
 /// Entries as CSV rows for a SIEM or a spreadsheet (RFC 4180 by the `csv` crate, every
 /// field quoted). A field that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`)
@@ -374,6 +379,7 @@ pub fn csv_rows(items: &[AuditEntryView]) -> Result<Vec<u8>, AppError> {
             cell(&changes).into_owned(),
             cell(&e.hash).into_owned(),
             o(&e.channel),
+            o(&e.policy_hash),
         ])
         .map_err(AppError::internal)?;
     }

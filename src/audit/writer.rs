@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::audit::{self, AuditEntry, ChainHead};
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::policy::Policies;
 use crate::storage::cache::{stored_generation, Generation};
 use crate::storage::models::AuditRow;
 use crate::storage::schema::{audit_head, sessions, user_places, users};
@@ -52,6 +53,7 @@ impl Tx<'_> {
     pub fn audit_all(&mut self, entries: &[AuditEntry]) -> Result<(), AppError> {
         audit::unplaced(
             self.group.chain,
+            &self.group.policy,
             entries.iter().cloned(),
             &mut self.group.pending,
         );
@@ -63,6 +65,9 @@ impl Tx<'_> {
 /// chain and written together in as few statements as possible just before the commit.
 struct Group {
     chain: i64,
+    /// The hash of the policy set in force when the group began, for entries whose
+    /// request did not name the set it decided with.
+    policy: Arc<str>,
     pending: Vec<AuditRow>,
 }
 
@@ -139,7 +144,7 @@ impl Work {
             Work::Audit { entries, done } => {
                 let refusal = refused.map(Err);
                 if refusal.is_none() {
-                    audit::unplaced(group.chain, entries, &mut group.pending);
+                    audit::unplaced(group.chain, &group.policy, entries, &mut group.pending);
                 }
                 let done: Completion = Box::new(move |committed: bool| {
                     let outcome = match refusal {
@@ -176,6 +181,7 @@ impl Writer {
         generation: Arc<Generation>,
         index_every: i64,
         writers: usize,
+        policies: Arc<Policies>,
     ) -> Result<Self, StorageError> {
         // Fail at once on a bad URL; each thread opens its own connection.
         drop(establish(url)?);
@@ -195,10 +201,10 @@ impl Writer {
         let writers = if url.is_sqlite() { 1 } else { writers.max(1) };
         for i in 0..writers {
             let (url, rx, generation) = (url.clone(), rx.clone(), generation.clone());
-            let commits = commits.clone();
+            let (commits, policies) = (commits.clone(), policies.clone());
             thread::Builder::new()
                 .name(format!("samverkan-writer-{i}"))
-                .spawn(move || run(url, rx, generation, index_every.max(1), commits))
+                .spawn(move || run(url, rx, generation, index_every.max(1), commits, policies))
                 .map_err(|e| StorageError::Thread(format!("cannot start writer: {e}")))?;
         }
         Ok(Writer { tx, commits })
@@ -586,6 +592,7 @@ fn run(
     generation_counter: Arc<Generation>,
     index_every: i64,
     commits_metric: prometheus::IntCounterVec,
+    policies: Arc<Policies>,
 ) {
     let committed_groups = commits_metric.with_label_values(&["committed"]);
     let failed_groups = commits_metric.with_label_values(&["failed"]);
@@ -600,7 +607,7 @@ fn run(
     let mut fast = FastPath::default();
     // Whatever queued while the last commit waited for the disk rides this one.
     while let Some(mut batch) = gather(&rx) {
-        match fast.try_append(&mut conn, chain, &mut batch, index_every) {
+        match fast.try_append(&mut conn, chain, &policies.hash(), &mut batch, index_every) {
             Ok(true) => {
                 commits += 1;
                 committed_groups.inc();
@@ -641,6 +648,7 @@ fn run(
             refused_any = refusals.iter().any(Option::is_some);
             let mut group = Group {
                 chain,
+                policy: policies.hash(),
                 pending: Vec::new(),
             };
             let mut poisoned = false;
@@ -922,6 +930,7 @@ impl FastPath {
         &mut self,
         conn: &mut DbConnection,
         chain: i64,
+        policy: &str,
         batch: &mut Vec<Job>,
         index_every: i64,
     ) -> Result<bool, AppError> {
@@ -956,7 +965,7 @@ impl FastPath {
         let mut rows = Vec::with_capacity(n);
         for job in batch.iter() {
             if let Work::Audit { entries, .. } = &job.work {
-                audit::unplaced(chain, entries.iter().cloned(), &mut rows);
+                audit::unplaced(chain, policy, entries.iter().cloned(), &mut rows);
             }
         }
         let mut head = ChainHead {
@@ -1034,8 +1043,8 @@ impl QueryFragment<diesel::pg::Pg> for AppendReads<'_> {
         out.push_sql(
             " RETURNING 1), ins AS (INSERT INTO audit_log (seq, at, actor_id, actor_username, \
              actor_org_id, actor_role, action, record_kind, record_id, parts, outcome, \
-             request_id, purpose, client, prev_hash, hash, changes, channel, chain) \
-             SELECT v.* FROM (VALUES ",
+             request_id, purpose, client, prev_hash, hash, changes, channel, chain, \
+             policy_hash) SELECT v.* FROM (VALUES ",
         );
         for (i, r) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
@@ -1075,12 +1084,14 @@ impl QueryFragment<diesel::pg::Pg> for AppendReads<'_> {
             }
             out.push_sql(", ");
             out.push_bind_param::<BigInt, _>(&r.chain)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&r.policy_hash)?;
             out.push_sql(")");
         }
         out.push_sql(
             ") AS v (seq, at, actor_id, actor_username, actor_org_id, actor_role, action, \
              record_kind, record_id, parts, outcome, request_id, purpose, client, prev_hash, \
-             hash, changes, channel, chain) WHERE EXISTS (SELECT 1 FROM h) RETURNING 1) \
+             hash, changes, channel, chain, policy_hash) WHERE EXISTS (SELECT 1 FROM h) RETURNING 1) \
              SELECT count(*) FROM ins",
         );
         Ok(())

@@ -1,7 +1,7 @@
 //! Reading, parsing and strictly validating the policy files, with errors that name the
 //! file, line and column.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -132,6 +132,9 @@ impl SourceFile {
 pub(crate) struct Sources {
     pub(crate) schema: SourceFile,
     pub(crate) policies: Vec<SourceFile>,
+    /// `decisions.csv`, where the folder has one: part of the set's version, and what a
+    /// reload checks the set against.
+    pub(crate) decisions: Option<SourceFile>,
 }
 
 fn label(dir: &Path, name: &str) -> String {
@@ -181,7 +184,61 @@ impl Sources {
             .iter()
             .map(|name| read_file(dir, name))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Sources { schema, policies })
+        let decisions = if dir.join(DECISIONS_FILE).exists() {
+            Some(read_file(dir, DECISIONS_FILE)?)
+        } else {
+            None
+        };
+        Ok(Sources {
+            schema,
+            policies,
+            decisions,
+        })
+    }
+
+    /// A set as stored in the database: file name to text. `origin` names where it came
+    /// from in messages (e.g. `policy version 3`).
+    pub(crate) fn from_files(
+        origin: &str,
+        files: &BTreeMap<String, String>,
+    ) -> Result<Self, PolicyError> {
+        let dir = Path::new(origin);
+        let file = |name: &str, text: &str| SourceFile {
+            label: label(dir, name),
+            text: text.to_string(),
+        };
+        let Some(schema) = files.get(SCHEMA_FILE) else {
+            return Err(PolicyError::Invalid(vec![Problem::new(
+                origin,
+                None,
+                format!("no {SCHEMA_FILE} in the stored set"),
+            )]));
+        };
+        Ok(Sources {
+            schema: file(SCHEMA_FILE, schema),
+            policies: files
+                .iter()
+                .filter(|(name, _)| name.ends_with(".cedar"))
+                .map(|(name, text)| file(name, text))
+                .collect(),
+            decisions: files
+                .get(DECISIONS_FILE)
+                .map(|text| file(DECISIONS_FILE, text)),
+        })
+    }
+
+    /// Every file by its name (not its folder): what a version stores and hashes.
+    pub(crate) fn files(&self) -> BTreeMap<String, String> {
+        let name = |f: &SourceFile| {
+            Path::new(&f.label)
+                .file_name()
+                .map_or_else(|| f.label.clone(), |n| n.to_string_lossy().into_owned())
+        };
+        std::iter::once(&self.schema)
+            .chain(&self.policies)
+            .chain(&self.decisions)
+            .map(|f| (name(f), f.text.clone()))
+            .collect()
     }
 
     /// The copies compiled into the binary.
@@ -199,6 +256,10 @@ impl Sources {
                     text: (*text).to_string(),
                 })
                 .collect(),
+            decisions: Some(SourceFile {
+                label: label(dir, DECISIONS_FILE),
+                text: EMBEDDED_DECISIONS.to_string(),
+            }),
         }
     }
 

@@ -10,7 +10,7 @@
 
 // foldhash (seeded per process): SipHash was a tenth of a list's decision time.
 use foldhash::fast::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::path::Path;
@@ -28,12 +28,14 @@ pub mod scope;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod versions;
 pub mod vocabulary;
 
 pub use load::Problem;
 pub use refusal::Refusal;
 pub use scope::Scope;
 pub use table::{run_decision_tables, run_embedded_decision_tables, TableReport};
+pub use versions::Policies;
 pub use vocabulary::{
     AdminKind, Audience, ObservationPart, OrganizationKind, RecordKind, ReferralPart, ReleasedTo,
     Role, StatisticsKind,
@@ -204,6 +206,19 @@ impl PolicyError {
     }
 }
 
+/// Hex SHA-256 over every file's name and text, each length-prefixed, in name order.
+fn files_hash(files: &BTreeMap<String, String>) -> Arc<str> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in files {
+        for s in [name, text] {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+    }
+    Arc::from(hex::encode(h.finalize()))
+}
+
 /// Cedar type and action names the engine fills in.
 struct Names {
     user: EntityTypeName,
@@ -347,6 +362,10 @@ pub struct PolicyEngine {
     /// Per record kind: whether every rule about its parts compares the record's people,
     /// organisations and place only with the principal's own (see `scope`).
     relational: scope::Relational,
+    /// The set's files by name (schema, rules, decision table) and their hash: the
+    /// version every audit entry names (see `versions`).
+    files: BTreeMap<String, String>,
+    hash: Arc<str>,
 }
 
 impl fmt::Debug for PolicyEngine {
@@ -373,8 +392,44 @@ impl PolicyEngine {
         Self::from_sources(&load::Sources::embedded())
     }
 
+    /// A set as stored in the database (`policy_versions.files`), validated as strictly
+    /// as files read from a folder.
+    pub fn from_files(origin: &str, files: &BTreeMap<String, String>) -> Result<Self, PolicyError> {
+        Self::from_sources(&load::Sources::from_files(origin, files)?)
+    }
+
+    /// The hash of the set's files (hex SHA-256 over each file's name and text, in name
+    /// order): the same files give the same hash on every instance.
+    pub fn hash(&self) -> &Arc<str> {
+        &self.hash
+    }
+
+    /// The set's files by name, as a version stores them.
+    pub fn files(&self) -> &BTreeMap<String, String> {
+        &self.files
+    }
+
+    /// Runs the set's own decision table (`decisions.csv`) against it. A set without one
+    /// cannot be checked, which is an error: a reload must not swap in unchecked rules.
+    pub fn check_decision_tables(&self) -> Result<TableReport, PolicyError> {
+        let Some(text) = self.files.get(load::DECISIONS_FILE) else {
+            return Err(PolicyError::Invalid(vec![Problem::new(
+                load::DECISIONS_FILE,
+                None,
+                "missing: a policy set is only swapped in after its decision table passes",
+            )]));
+        };
+        let table = load::SourceFile {
+            label: load::DECISIONS_FILE.to_string(),
+            text: text.clone(),
+        };
+        table::run(self, &table)
+    }
+
     fn from_sources(sources: &load::Sources) -> Result<Self, PolicyError> {
         let (schema, policies) = sources.compile()?;
+        let files = sources.files();
+        let hash = files_hash(&files);
         let names = Names::new().map_err(|e| {
             PolicyError::Invalid(vec![Problem::new(sources.schema_label(), None, e.0)])
         })?;
@@ -387,6 +442,8 @@ impl PolicyEngine {
             cache: DecisionCache::new(),
             scopes: scope::ScopeCache::default(),
             relational,
+            files,
+            hash,
         };
         engine.check_schema_fits(sources)?;
         Ok(engine)

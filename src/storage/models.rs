@@ -215,4 +215,6 @@ pub struct AuditRow {
     pub channel: Option<String>,
     /// The writer's chain (`audit_head.id`); 1 on SQLite and before issue 20.
     pub chain: i64,
+    /// The hash of the policy set in force for the entry (`policy_versions.hash`).
+    pub policy_hash: Option<String>,
 }

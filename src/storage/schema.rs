@@ -190,6 +190,19 @@ diesel::table! {
         channel -> Nullable<Text>,
         /// The writer's chain the entry belongs to (`audit_head.id`).
         chain -> BigInt,
+        /// The hash of the policy set that decided (NULL before it was recorded).
+        policy_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The policy sets in force, in order; the highest position is current.
+    policy_versions (position) {
+        position -> BigInt,
+        hash -> Text,
+        loaded_at -> BigInt,
+        loaded_by -> Text,
+        files -> Text,
     }
 }
 

@@ -94,6 +94,7 @@ pub async fn search(
     let verify = q.verify.is_some()
         && state
             .policy
+            .current()
             .is_allowed(&p.attrs, Action::ReadAudit, &Resource::AuditLog);
     let (heads, verified) = state
         .db

@@ -198,7 +198,7 @@ pub async fn create(
                                 .iter()
                                 .filter(|sec| {
                                     Audience::parse(&sec.audience).is_some_and(|audience| {
-                                        state.policy.is_allowed(
+                                        state.policy.current().is_allowed(
                                             &who,
                                             Action::Read,
                                             &Resource::ReportSection {

@@ -64,16 +64,20 @@ fn seed(url: DatabaseUrl) {
             storage::migrate(&url).expect("migrate template");
             let db = Db::connect(&url, 1).expect("pool");
             let generation = std::sync::Arc::new(storage::cache::Generation::default());
+            let policy = std::sync::Arc::new(
+                samverkan::policy::PolicyEngine::load_embedded().expect("policies"),
+            );
+            let policies = std::sync::Arc::new(samverkan::policy::Policies::new(
+                samverkan::policy::PolicyEngine::load_embedded().expect("policies"),
+            ));
             let writer = samverkan::audit::writer::Writer::start(
                 &url,
                 generation,
                 samverkan::config::DEFAULT_AUDIT_INDEX_EVERY,
                 1,
+                policies,
             )
             .expect("writer");
-            let policy = std::sync::Arc::new(
-                samverkan::policy::PolicyEngine::load_embedded().expect("policies"),
-            );
             samverkan::demo::seed(&db, &writer, &policy, Some(Secret::new(PASSWORD)))
                 .await
                 .expect("seed template");
@@ -175,6 +179,8 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         database_url: url,
         bind: "127.0.0.1:0".into(),
         policy_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")),
+        // Quick, so a test sees another instance's reload soon.
+        policy_poll_ms: 50,
         tokens: TokenSettings {
             issuer: "samverkan".into(),
             audience: "samverkan-api".into(),

@@ -20,6 +20,7 @@ mod multi_instance;
 mod newcomer;
 mod operations;
 mod pages;
+mod policy_versions;
 mod process;
 mod properties;
 mod retention;
