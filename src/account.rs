@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::audit::writer::{Tx, Writer};
 use crate::audit::{Actor, AuditAction, AuditEntry, Outcome, RequestMeta};
 use crate::auth::password::{check_new_password, Hasher, MAX_PASSWORD_LEN};
+use crate::auth::second_factor::{self, SecondFactor, MAX_CODE_LEN};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token, TokenService};
 use crate::auth::Principal;
 use crate::config::LoginSettings;
@@ -25,6 +26,7 @@ pub struct Accounts<'a> {
     pub hasher: &'a Hasher,
     pub tokens: &'a TokenService,
     pub login: &'a LoginSettings,
+    pub second_factor: &'a SecondFactor,
 }
 
 const MAX_USERNAME_LEN: usize = 64;
@@ -34,6 +36,10 @@ const MAX_USERNAME_LEN: usize = 64;
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The six-digit code from the authenticator app, or an unused recovery code: needed
+    /// once the account has a confirmed second factor.
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,6 +64,22 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// Opaque, single use: each refresh returns a new one.
     pub refresh_token: String,
+    /// `enrolment_required`: the role requires a second factor and the account has none;
+    /// the access token is good for enrolling one and nothing else. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_factor: Option<&'static str>,
+}
+
+/// What the sign-in transaction decided once the password was right.
+enum SignIn {
+    /// A session; `enrol_only` when the role requires a second factor the user lacks.
+    Started {
+        session_id: String,
+        refresh_token: String,
+        enrol_only: bool,
+    },
+    /// The account has a second factor and no code, or a wrong or spent one, came.
+    CodeRefused { missing: bool },
 }
 
 fn invalid_credentials() -> AppError {
@@ -149,6 +171,7 @@ enum RefreshOutcome {
         user: Box<User>,
         session_id: String,
         token: String,
+        enrol_only: bool,
     },
     Reused,
     Invalid,
@@ -169,6 +192,7 @@ impl Accounts<'_> {
         if username.is_empty()
             || username.len() > MAX_USERNAME_LEN
             || req.password.len() > MAX_PASSWORD_LEN
+            || req.totp.as_ref().is_some_and(|c| c.len() > MAX_CODE_LEN)
         {
             return Err(AppError::bad_request(
                 "invalid_login",
@@ -268,29 +292,101 @@ impl Accounts<'_> {
         };
 
         let refresh_ttl = self.tokens.refresh_ttl_secs;
-        let entry = entry.outcome(Outcome::Success);
-        let uid = user.id.clone();
-        let (session_id, refresh_token) = self
+        let (uid, uname) = (user.id.clone(), user.username.clone());
+        let factor = self.second_factor.clone();
+        let required = factor.required_for(&user.role);
+        let code = req.totp;
+        let signed_in = self
             .writer
             .write(move |tx| {
+                // The second factor is checked (and a right code spent) in the same
+                // transaction that starts the session: a code is good for one sign-in.
+                let has_factor = second_factor::is_confirmed(tx.conn, &uid)?;
+                if has_factor {
+                    let key = factor.key()?;
+                    let right = match &code {
+                        Some(c) => second_factor::verify_at_login(tx.conn, key, &uid, &uname, c)?,
+                        None => false,
+                    };
+                    if !right {
+                        // The attempt stays counted: a code guess is throttled like a
+                        // password guess.
+                        tx.audit(&entry.clone().outcome(Outcome::Failed).parts(&[
+                            if code.is_some() {
+                                "totp_refused"
+                            } else {
+                                "totp_missing"
+                            },
+                        ]))?;
+                        return Ok(SignIn::CodeRefused {
+                            missing: code.is_none(),
+                        });
+                    }
+                }
                 diesel::delete(
                     login_failures::table.filter(login_failures::throttle_key.eq(&user_key)),
                 )
                 .execute(tx.conn)?;
                 diesel::delete(login_failures::table.filter(login_failures::id.eq(&client_row)))
                     .execute(tx.conn)?;
-                let out = start_session(tx, &uid, refresh_ttl)?;
-                tx.audit(&entry)?;
-                Ok(out)
+                let (session_id, refresh_token) = start_session(tx, &uid, refresh_ttl)?;
+                let enrol_only = required && !has_factor;
+                let factor_part: &[&str] = match (has_factor, enrol_only) {
+                    (true, _) => &["totp"],
+                    (false, true) => &["enrolment_only"],
+                    (false, false) => &[],
+                };
+                tx.audit(&entry.clone().outcome(Outcome::Success).parts(factor_part))?;
+                Ok(SignIn::Started {
+                    session_id,
+                    refresh_token,
+                    enrol_only,
+                })
             })
             .await?;
+        match signed_in {
+            SignIn::CodeRefused { missing } => Err(AppError::Unauthorized {
+                code: if missing {
+                    "second_factor_required"
+                } else {
+                    "invalid_second_factor"
+                },
+                message: if missing {
+                    "This account has a second factor: send the code from the authenticator app as \"totp\" (or a recovery code).".into()
+                } else {
+                    "Wrong, expired or already used code.".into()
+                },
+            }),
+            SignIn::Started {
+                session_id,
+                refresh_token,
+                enrol_only,
+            } => self.token_pair(&user, &session_id, refresh_token, enrol_only),
+        }
+    }
+
+    /// The tokens of a session: a full access token, or one good only for enrolling a
+    /// second factor.
+    fn token_pair(
+        &self,
+        user: &User,
+        session_id: &str,
+        refresh_token: String,
+        enrol_only: bool,
+    ) -> Result<TokenResponse, AppError> {
+        let access_token = if enrol_only {
+            self.tokens
+                .issue_enrolment(&user.id, session_id, user.token_epoch)?
+        } else {
+            self.tokens
+                .issue_access(&user.id, session_id, user.token_epoch)?
+        };
         Ok(TokenResponse {
-            access_token: self
-                .tokens
-                .issue_access(&user.id, &session_id, user.token_epoch)?,
+            access_token,
             token_type: "Bearer".into(),
             expires_in: self.tokens.access_ttl_secs,
             refresh_token,
+            second_factor: enrol_only.then_some("enrolment_required"),
         })
     }
 
@@ -306,6 +402,8 @@ impl Accounts<'_> {
         }
         let hash = hash_refresh_token(&req.refresh_token);
         let refresh_ttl = self.tokens.refresh_ttl_secs;
+        let factor = self.second_factor.clone();
+        let required = move |role: &str| factor.required_for(role);
         let outcome = self
             .writer
             .write(move |tx| {
@@ -370,10 +468,13 @@ impl Accounts<'_> {
                     .set(sessions::expires_at.eq(expires_at))
                     .execute(tx.conn)?;
                 tx.audit(&entry.outcome(Outcome::Success))?;
+                let enrol_only =
+                    required(&user.role) && !second_factor::is_confirmed(tx.conn, &user.id)?;
                 Ok(RefreshOutcome::Rotated {
                     user: Box::new(user),
                     session_id: session.id,
                     token: new_token,
+                    enrol_only,
                 })
             })
             .await?;
@@ -382,14 +483,8 @@ impl Accounts<'_> {
                 user,
                 session_id,
                 token,
-            } => Ok(TokenResponse {
-                access_token: self
-                    .tokens
-                    .issue_access(&user.id, &session_id, user.token_epoch)?,
-                token_type: "Bearer".into(),
-                expires_in: self.tokens.access_ttl_secs,
-                refresh_token: token,
-            }),
+                enrol_only,
+            } => self.token_pair(&user, &session_id, token, enrol_only),
             RefreshOutcome::Reused | RefreshOutcome::Invalid => Err(invalid()),
         }
     }

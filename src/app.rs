@@ -13,8 +13,9 @@ use anyhow::Context;
 pub use crate::api::state::AppState;
 use crate::audit::writer::Writer;
 use crate::auth::password::Hasher;
+use crate::auth::second_factor::{FactorKey, SecondFactor};
 use crate::auth::tokens::{generate_secret, TokenService};
-use crate::config::{parse_keys, Secret, Settings};
+use crate::config::{parse_keys, Secret, Settings, DEFAULT_TOTP_REQUIRED_ROLES};
 use crate::policy::{Policies, PolicyEngine};
 use crate::records::CursorSeal;
 use crate::storage::cache::{self, GenCache, Generation};
@@ -109,6 +110,60 @@ pub fn resolve_keys(settings: &Settings) -> anyhow::Result<Vec<(String, Secret)>
     anyhow::bail!("no token signing key: set SAMVERKAN_JWT_KEYS=kid:secret (32+ bytes) or SAMVERKAN_JWT_KEY_FILE")
 }
 
+/// The second factor's key and required roles: `SAMVERKAN_TOTP_KEY`, else a key file
+/// beside a SQLite database (generated owner-only), else with `--demo` a key for the run.
+/// On PostgreSQL without a key, start-up fails if any role requires a second factor.
+/// `--demo` requires none by default: its users and passwords are published.
+pub fn resolve_second_factor(settings: &Settings) -> anyhow::Result<SecondFactor> {
+    let required_roles = match &settings.second_factor.required_roles {
+        Some(roles) => roles.clone(),
+        None if settings.demo => Vec::new(),
+        None => DEFAULT_TOTP_REQUIRED_ROLES
+            .iter()
+            .map(|r| (*r).to_owned())
+            .collect(),
+    };
+    let secret = if let Some(key) = &settings.second_factor.key {
+        Some(key.expose().to_owned())
+    } else if let DatabaseUrl::Sqlite(db) = &settings.database_url {
+        let mut name = db.file_name().unwrap_or_default().to_os_string();
+        name.push(".totp-key");
+        let path = db.with_file_name(name);
+        if path.exists() {
+            Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            )
+        } else {
+            let secret = generate_secret();
+            write_private(&path, &format!("{}\n", secret.expose()))?;
+            tracing::info!(file = %path.display(), "generated the second-factor key");
+            Some(secret.expose().to_owned())
+        }
+    } else if settings.demo {
+        Some(generate_secret().expose().to_owned())
+    } else {
+        None
+    };
+    if let Some(s) = &secret {
+        if s.len() < 32 {
+            anyhow::bail!("SAMVERKAN_TOTP_KEY must be at least 32 bytes");
+        }
+    }
+    if secret.is_none() && !required_roles.is_empty() {
+        anyhow::bail!(
+            "{} require a second factor (SAMVERKAN_TOTP_REQUIRED_ROLES), but there is no key to seal them: set SAMVERKAN_TOTP_KEY (32+ bytes), or SAMVERKAN_TOTP_REQUIRED_ROLES=none",
+            required_roles.join(", ")
+        );
+    }
+    Ok(SecondFactor {
+        key: secret.as_deref().map(FactorKey::derive),
+        required_roles,
+    })
+}
+
 pub struct Application {
     server: Server,
     port: u16,
@@ -130,6 +185,7 @@ impl Application {
                 .context("migrating the database")?;
         }
         let keys = resolve_keys(&settings)?;
+        let second_factor = resolve_second_factor(&settings)?;
         let tokens = TokenService::new(&settings.tokens, &keys)?;
         let cursor_seal = CursorSeal::new(
             keys.first()
@@ -195,6 +251,7 @@ impl Application {
             generation,
             statistics: Arc::new(crate::statistics::DecisionCache::default()),
             events: crate::events::EventBus::start(events_db, events_settings),
+            second_factor,
         });
         crate::retention::spawn_job(
             state.writer.clone(),

@@ -106,6 +106,48 @@ pub struct Settings {
     pub proxies: ProxySettings,
     /// Live alerts (`GET /api/v1/events`).
     pub events: EventSettings,
+    pub second_factor: SecondFactorSettings,
+}
+
+/// The second factor (TOTP) for local accounts.
+#[derive(Debug, Clone, Default)]
+pub struct SecondFactorSettings {
+    /// Seals TOTP secrets and keys recovery-code hashes (`SAMVERKAN_TOTP_KEY`); `None`:
+    /// a key file beside a SQLite database, a key for the run with `--demo`, else none.
+    pub key: Option<Secret>,
+    /// Roles that can do nothing but enrol until they have a second factor
+    /// (`SAMVERKAN_TOTP_REQUIRED_ROLES`); `None`: [`DEFAULT_TOTP_REQUIRED_ROLES`], or none
+    /// with `--demo`.
+    pub required_roles: Option<Vec<String>>,
+}
+
+/// The roles that see person data: police, analysts and social workers.
+pub const DEFAULT_TOTP_REQUIRED_ROLES: &[&str] =
+    &["police_officer", "police_analyst", "social_worker"];
+
+/// `SAMVERKAN_TOTP_REQUIRED_ROLES`: roles by name, comma-separated; empty or `none`: no role.
+fn required_roles() -> Result<Option<Vec<String>>, ConfigError> {
+    let Ok(raw) = std::env::var("SAMVERKAN_TOTP_REQUIRED_ROLES") else {
+        return Ok(None);
+    };
+    let raw = raw.trim();
+    if raw.is_empty() || raw.eq_ignore_ascii_case("none") {
+        return Ok(Some(Vec::new()));
+    }
+    raw.split(',')
+        .map(|r| {
+            let r = r.trim();
+            crate::policy::Role::parse(r)
+                .map(|role| role.as_str().to_owned())
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "SAMVERKAN_TOTP_REQUIRED_ROLES: unknown role {r:?} (roles: {})",
+                        crate::policy::Role::listed()
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Live alerts (Server-Sent Events).
@@ -299,6 +341,10 @@ impl Settings {
                     })?,
                 },
             },
+            second_factor: SecondFactorSettings {
+                key: env("SAMVERKAN_TOTP_KEY").map(Secret::new),
+                required_roles: required_roles()?,
+            },
             events: EventSettings {
                 retain_minutes: env_num(
                     "SAMVERKAN_EVENTS_RETAIN_MINUTES",
@@ -396,6 +442,8 @@ pub const VARIABLES: &[Variable] = &[
     var("SAMVERKAN_EVENTS_POLL_MS", "200", "how often each instance reads new events (every instance's) from the database"),
     var("SAMVERKAN_EVENTS_MAX_STREAMS", "5000", "open event streams per instance; more are answered 503"),
     var("SAMVERKAN_AUDIT_INDEX_EVERY", "2048", "audit entries between two copies of their lookup keys (actor, record, time) into the indexed `audit_keys`; an auditor's query reads the entries not yet copied from the trail itself, so it always sees everything"),
+    var("SAMVERKAN_TOTP_KEY", "beside a SQLite database: `<db>.totp-key`; with `--demo`: one for the run", "seals second-factor (TOTP) secrets and keys the recovery codes' hashes (32+ bytes); required on PostgreSQL when any role requires a second factor. Changing it voids every enrolment"),
+    var("SAMVERKAN_TOTP_REQUIRED_ROLES", "`police_officer,police_analyst,social_worker` (none with `--demo`)", "roles that can do nothing but enrol a second factor until they have one; empty or `none`: no role"),
     var("SAMVERKAN_NEW_PASSWORD", "—", "the command line only: the password for `admin create-user` and `admin set-password`, instead of reading it from standard input"),
 ];
 

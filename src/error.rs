@@ -73,6 +73,14 @@ impl AppError {
     }
 
     /// A well-signed access token past its lifetime: refresh it.
+    /// A 403 for a token good only for enrolling a second factor.
+    pub fn second_factor_required() -> Self {
+        AppError::Refused {
+            code: "second_factor_required",
+            message: "Your role requires a second factor: enrol one (POST /api/v1/auth/totp/enroll, then /confirm) and sign in again with the code.".into(),
+        }
+    }
+
     pub fn token_expired() -> Self {
         AppError::Unauthorized {
             code: "token_expired",

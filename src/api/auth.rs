@@ -4,9 +4,10 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extractors::{body_bytes, optional_json, JsonBody, Meta};
+use super::extractors::{body_bytes, optional_json, Enrolling, JsonBody, Meta};
 use crate::account::{LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
 use crate::api::state::AppState;
+use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 
@@ -43,7 +44,7 @@ pub async fn refresh(
 #[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
-    principal: Principal,
+    Enrolling(principal): Enrolling,
     http: actix_web::HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
@@ -115,4 +116,112 @@ pub async fn change_password(
         .change_password(&principal, body.current_password, body.new_password)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new second factor for the authenticator app (not yet in force).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32, for typing into the app.
+    pub secret: String,
+    /// `otpauth://totp/…`, what the QR code holds.
+    pub otpauth_uri: String,
+    /// The URI as a QR code (an SVG document).
+    pub qr_svg: String,
+}
+
+/// Starts enrolling a TOTP second factor: a fresh secret, in force once confirmed with a
+/// code. Also open to a token good only for enrolling.
+#[utoipa::path(post, path = "/api/v1/auth/totp/enroll", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = TotpEnrolment), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/auth/totp/enroll")]
+pub async fn totp_enroll(
+    state: web::Data<AppState>,
+    Enrolling(principal): Enrolling,
+) -> Result<web::Json<TotpEnrolment>, AppError> {
+    let key = state.second_factor.key()?.clone();
+    let p = principal.clone();
+    let e = state
+        .writer
+        .write_as(&principal, move |tx| {
+            let e = crate::auth::second_factor::enrol(tx.conn, &key, &p.user.id, &p.user.username)?;
+            tx.audit(&AuditEntry::by(
+                &p,
+                AuditAction::TotpEnroll,
+                Outcome::Success,
+            ))?;
+            Ok(e)
+        })
+        .await?;
+    Ok(web::Json(TotpEnrolment {
+        secret: e.secret,
+        otpauth_uri: e.otpauth_uri,
+        qr_svg: e.qr_svg,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirm {
+    /// The six-digit code the app shows now.
+    pub code: String,
+}
+
+/// The second factor is in force; keep the recovery codes (each works once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpConfirmed {
+    pub recovery_codes: Vec<String>,
+    pub message: String,
+}
+
+/// Confirms the enrolment with a code from the app: the factor is in force from now on,
+/// and ten single-use recovery codes are returned, once.
+#[utoipa::path(post, path = "/api/v1/auth/totp/confirm", tag = "auth", request_body = TotpConfirm,
+    security(("bearer" = [])),
+    responses((status = 200, body = TotpConfirmed), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[post("/auth/totp/confirm")]
+pub async fn totp_confirm(
+    state: web::Data<AppState>,
+    Enrolling(principal): Enrolling,
+    body: JsonBody<TotpConfirm>,
+) -> Result<web::Json<TotpConfirmed>, AppError> {
+    let code = body.into_inner().code;
+    if code.len() > crate::auth::second_factor::MAX_CODE_LEN {
+        return Err(AppError::bad_request(
+            "invalid_code",
+            "a code is six digits",
+        ));
+    }
+    let key = state.second_factor.key()?.clone();
+    let p = principal.clone();
+    let codes = state
+        .writer
+        .write_as(&principal, move |tx| {
+            let codes = crate::auth::second_factor::confirm(
+                tx.conn,
+                &key,
+                &p.user.id,
+                &p.user.username,
+                &code,
+            )?;
+            let outcome = if codes.is_some() {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            };
+            tx.audit(&AuditEntry::by(&p, AuditAction::TotpConfirm, outcome))?;
+            Ok(codes)
+        })
+        .await?;
+    match codes {
+        Some(recovery_codes) => Ok(web::Json(TotpConfirmed {
+            recovery_codes,
+            message: "The second factor is in force: sign in again with a code from the app. Keep the recovery codes somewhere safe; each works once.".into(),
+        })),
+        None => Err(AppError::bad_request(
+            "invalid_code",
+            "Wrong or expired code, or no enrolment to confirm: start again at POST /api/v1/auth/totp/enroll.",
+        )),
+    }
 }

@@ -93,6 +93,14 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
 }
 
 fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
+    bearer_with(req, false)
+}
+
+/// The bearer token; with `enrolling`, also one good only for enrolling a second factor.
+fn bearer_with(
+    req: &HttpRequest,
+    enrolling: bool,
+) -> Result<(web::Data<AppState>, Bearer), AppError> {
     let state = state(req)?;
     let Some(sent) = req.headers().get(header::AUTHORIZATION) else {
         return Err(AppError::unauthorized(
@@ -112,9 +120,35 @@ fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> 
                 "Send the access token as: Authorization: Bearer <access_token>.",
             )
         })?;
-    let claims = state.tokens.verify_access(token)?;
+    let claims = if enrolling {
+        state.tokens.verify_any(token)?
+    } else {
+        state.tokens.verify_access(token)?
+    };
     let meta = request_meta(req)?;
     Ok((state, Bearer::new(claims, meta)))
+}
+
+/// The signed-in user as [`Principal`], also when the token is good only for enrolling
+/// a second factor: what the enrolment endpoints and sign-out take.
+pub struct Enrolling(pub Principal);
+
+impl FromRequest for Enrolling {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let checked = bearer_with(req, true);
+        Box::pin(async move {
+            let (state, bearer) = checked?;
+            let st = state.clone();
+            state
+                .db
+                .run(move |c| bearer.resolve(c, &st.sessions))
+                .await
+                .map(Enrolling)
+        })
+    }
 }
 
 /// A verified token whose session the handler resolves itself (the hot read paths).

@@ -50,6 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             .service(auth::logout)
             .service(auth::me)
             .service(auth::change_password)
+            .service(auth::totp_enroll)
+            .service(auth::totp_confirm)
             .service(reference::organizations)
             .service(reference::places)
             .service(observations::create)

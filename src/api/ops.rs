@@ -56,6 +56,7 @@ impl Modify for BearerAuth {
     paths(
         healthz, readyz, openapi_json,
         super::auth::login, super::auth::refresh, super::auth::logout, super::auth::me, super::auth::change_password,
+        super::auth::totp_enroll, super::auth::totp_confirm,
         super::reference::organizations, super::reference::places,
         super::observations::create, super::observations::list, super::observations::get,
         super::situation_reports::create, super::situation_reports::list, super::situation_reports::get,

@@ -39,6 +39,8 @@ pub struct AppState {
     pub statistics: Arc<crate::statistics::DecisionCache>,
     /// Live alerts: every instance's new events, for this instance's streams.
     pub events: Arc<crate::events::EventBus>,
+    /// Who needs a second factor, and the key that seals them.
+    pub second_factor: crate::auth::second_factor::SecondFactor,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             hasher: &self.hasher,
             tokens: &self.tokens,
             login: &self.settings.login,
+            second_factor: &self.second_factor,
         }
     }
 }

@@ -50,6 +50,10 @@ vocabulary!(
         /// A policy set became current (start-up with new files, a reload or SIGHUP);
         /// the record id is its hash.
         PolicyLoaded => "policy_loaded",
+        /// A second factor enrolment started (a fresh secret, not yet in force).
+        TotpEnroll => "totp_enroll",
+        /// A second factor confirmed (in force; recovery codes handed out), or a wrong code.
+        TotpConfirm => "totp_confirm",
     }
 );
 

@@ -4,6 +4,7 @@
 
 pub mod password;
 pub mod principal;
+pub mod second_factor;
 pub mod tokens;
 
 pub use principal::{Bearer, Principal, SessionCache};

@@ -28,6 +28,11 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// Good for enrolling a second factor and nothing else: the user's role requires one
+    /// and they have none yet (`SAMVERKAN_TOTP_REQUIRED_ROLES`). Absent on every other
+    /// token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrol: bool,
 }
 
 /// No usable signing key was configured (none, or one jsonwebtoken refuses, e.g. empty).
@@ -120,6 +125,27 @@ impl TokenService {
         epoch: i64,
         ttl_secs: i64,
     ) -> Result<String, AppError> {
+        self.issue(user_id, session_id, epoch, ttl_secs, false)
+    }
+
+    /// An access token good only for enrolling a second factor (see [`Claims::enrol`]).
+    pub fn issue_enrolment(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        epoch: i64,
+    ) -> Result<String, AppError> {
+        self.issue(user_id, session_id, epoch, self.access_ttl_secs, true)
+    }
+
+    fn issue(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        epoch: i64,
+        ttl_secs: i64,
+        enrol: bool,
+    ) -> Result<String, AppError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -131,6 +157,7 @@ impl TokenService {
             nbf: now,
             exp: now + ttl_secs,
             jti: uuid::Uuid::new_v4().to_string(),
+            enrol,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing_kid.clone());
@@ -153,6 +180,16 @@ impl TokenService {
     /// passes everything but its lifetime is `token_expired` (the client should refresh);
     /// anything else is `invalid_token`.
     pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, AppError> {
+        let claims = self.verify_any(token)?;
+        if claims.enrol {
+            return Err(AppError::second_factor_required());
+        }
+        Ok(claims)
+    }
+
+    /// [`TokenService::verify_access`] that also admits a token good only for enrolling
+    /// a second factor (the enrolment endpoints and sign-out take this).
+    pub fn verify_any(&self, token: &str) -> Result<Arc<Claims>, AppError> {
         let invalid = || AppError::invalid_token("The access token is not valid: sign in again.");
         if token.len() > 4096 {
             return Err(invalid());

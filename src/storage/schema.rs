@@ -196,6 +196,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// TOTP second factors (secret sealed with SAMVERKAN_TOTP_KEY).
+    totp_factors (user_id) {
+        user_id -> Text,
+        secret_sealed -> Text,
+        created_at -> BigInt,
+        confirmed_at -> Nullable<BigInt>,
+        last_step -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Single-use recovery codes, as keyed hashes.
+    recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     /// The policy sets in force, in order; the highest position is current.
     policy_versions (position) {
         position -> BigInt,

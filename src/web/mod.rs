@@ -93,6 +93,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(session::login_page))
         .route("/login", web::post().to(session::login))
         .route("/logout", web::post().to(session::logout))
+        .route("/second-factor", web::get().to(session::second_factor_page))
+        .route(
+            "/second-factor",
+            web::post().to(session::second_factor_confirm),
+        )
         .route("/lang/{code}", web::get().to(session::switch_language))
         .route("/", web::get().to(session::home))
         .route("/observations", web::get().to(observations::list))

@@ -86,12 +86,15 @@ pub enum WebError {
     SignIn { secure: bool },
     /// Shown as a page in the user's language.
     Page(AppError, Lang),
+    /// A session good only for enrolling a second factor: to the enrolment page.
+    Enrol,
 }
 
 impl std::fmt::Display for WebError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WebError::SignIn { .. } => f.write_str("sign in"),
+            WebError::Enrol => f.write_str("enrol a second factor"),
             WebError::Page(e, _) => write!(f, "{e}"),
         }
     }
@@ -109,13 +112,14 @@ struct ErrorPage<'a> {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebError::SignIn { .. } => StatusCode::SEE_OTHER,
+            WebError::SignIn { .. } | WebError::Enrol => StatusCode::SEE_OTHER,
             WebError::Page(e, _) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
+            WebError::Enrol => see_other("/second-factor"),
             WebError::SignIn { secure } => {
                 let mut r = see_other("/login");
                 let _ = r.add_cookie(&expired_cookie(*secure));
@@ -185,10 +189,14 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
     let secure = secure(&state);
     let sign_in = || WebError::SignIn { secure };
     let cookie = req.cookie(cookie_name(secure)).ok_or_else(sign_in)?;
-    let claims = state
-        .tokens
-        .verify_access(cookie.value())
-        .map_err(|_| sign_in())?;
+    let claims = match state.tokens.verify_access(cookie.value()) {
+        Ok(claims) => claims,
+        Err(AppError::Refused {
+            code: "second_factor_required",
+            ..
+        }) => return Err(WebError::Enrol),
+        Err(_) => return Err(sign_in()),
+    };
     let meta = request_meta(req)
         .map_err(|e| WebError::Page(e, lang))?
         .web();
@@ -398,22 +406,31 @@ pub async fn login(
             LoginRequest {
                 username: username.clone(),
                 password,
+                totp: super::form::field(&fields, "totp")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned),
             },
             meta,
         )
         .await;
     let issued = tokens.and_then(|pair| {
+        if pair.second_factor.is_some() {
+            // Good for enrolling and nothing else: the pages send it to enrolment.
+            return Ok((pair.access_token, "/second-factor"));
+        }
         let claims = state.tokens.verify_access(&pair.access_token)?;
-        state.tokens.issue_access_for(
+        let token = state.tokens.issue_access_for(
             &claims.sub,
             &claims.sid,
             claims.epoch,
             state.settings.web.idle_secs,
-        )
+        )?;
+        Ok((token, "/"))
     });
     match issued {
-        Ok(token) => {
-            let mut r = see_other("/");
+        Ok((token, to)) => {
+            let mut r = see_other(to);
             let _ = r.add_cookie(&session_cookie(secure(&state), token));
             r
         }
@@ -423,6 +440,14 @@ pub async fn login(
                     StatusCode::TOO_MANY_REQUESTS,
                     t.with("login.wait", &retry_after_secs.to_string()),
                 ),
+                AppError::Unauthorized { code, .. }
+                    if *code == "second_factor_required" || *code == "invalid_second_factor" =>
+                {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        t.get("login.second_factor").to_owned(),
+                    )
+                }
                 AppError::Unauthorized { .. } | AppError::BadRequest { .. } => {
                     (StatusCode::UNAUTHORIZED, t.get("login.wrong").to_owned())
                 }
@@ -495,10 +520,186 @@ pub async fn switch_language(
 pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let s = match session(&req) {
         Ok(s) => s,
+        Err(WebError::Enrol) => return see_other("/second-factor"),
         Err(_) => return see_other("/login"),
     };
     match s.principal(&state).await {
         Ok(p) => s.redirect(Nav::of(&decider(&state, &p), &p).home()),
         Err(e) => e.error_response(),
+    }
+}
+
+/// The signed-in user of the enrolment page: an ordinary session, or one good only for
+/// enrolling a second factor (never renewed: it is not a session to keep).
+fn enrolling(req: &HttpRequest) -> Result<(web::Data<AppState>, WebSession), WebError> {
+    let lang = Lang::of(req);
+    let state = state_of(req).map_err(|e| WebError::Page(e, lang))?;
+    let secure = secure(&state);
+    let sign_in = || WebError::SignIn { secure };
+    let cookie = req.cookie(cookie_name(secure)).ok_or_else(sign_in)?;
+    let claims = state
+        .tokens
+        .verify_any(cookie.value())
+        .map_err(|_| sign_in())?;
+    let meta = request_meta(req)
+        .map_err(|e| WebError::Page(e, lang))?
+        .web();
+    let s = WebSession {
+        csrf: csrf_for(&state, &claims.sid),
+        bearer: Bearer::new(claims.clone(), meta),
+        claims,
+        lang,
+        secure,
+        same_origin: same_origin(req),
+        path: req.path().to_owned(),
+        renewed: None,
+    };
+    Ok((state, s))
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage<'a> {
+    t: &'a Texts,
+    style: &'a str,
+    csrf: &'a str,
+    error: Option<String>,
+    enrolment: Option<crate::auth::second_factor::Enrolment>,
+    recovery_codes: Option<Vec<String>>,
+}
+
+impl SecondFactorPage<'_> {
+    fn respond(&self, s: &WebSession, status: StatusCode) -> HttpResponse {
+        s.refused(status, self.render().unwrap_or_default())
+    }
+}
+
+/// `GET /second-factor`: the secret being enrolled (a fresh one if none is) as a QR code,
+/// and a form for the first code.
+pub async fn second_factor_page(req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let (state, s) = enrolling(&req)?;
+    enrolment_page(&state, &s, None, StatusCode::OK).await
+}
+
+async fn enrolment_page(
+    state: &AppState,
+    s: &WebSession,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let principal = s.principal(state).await?;
+    let key = state.second_factor.key().map_err(|e| s.fail(e))?.clone();
+    let p = principal.clone();
+    let enrolment = state
+        .writer
+        .write_as(&principal, move |tx| {
+            if crate::auth::second_factor::is_confirmed(tx.conn, &p.user.id)? {
+                return Ok(None);
+            }
+            match crate::auth::second_factor::enrol_or_resume(
+                tx.conn,
+                &key,
+                &p.user.id,
+                &p.user.username,
+            ) {
+                Ok(e) => {
+                    tx.audit(&crate::audit::AuditEntry::by(
+                        &p,
+                        crate::audit::AuditAction::TotpEnroll,
+                        crate::audit::Outcome::Success,
+                    ))?;
+                    Ok(Some(e))
+                }
+                Err(AppError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| s.fail(e))?;
+    let mut enrolment = enrolment;
+    if let Some(e) = enrolment.as_mut() {
+        // Inline in the page: no XML prolog.
+        if let Some(start) = e.qr_svg.find("<svg") {
+            e.qr_svg = e.qr_svg[start..].to_owned();
+        }
+    }
+    let page = SecondFactorPage {
+        t: s.texts(),
+        style: super::style_path(),
+        csrf: &s.csrf,
+        error,
+        enrolment,
+        recovery_codes: None,
+    };
+    Ok(page.respond(s, status))
+}
+
+/// `POST /second-factor`: the first code confirms the factor; the recovery codes are
+/// shown once, and an enrolment-only session ends (sign in again with a code).
+pub async fn second_factor_confirm(
+    req: HttpRequest,
+    fields: web::Form<super::form::Fields>,
+) -> Result<HttpResponse, WebError> {
+    let (state, s) = enrolling(&req)?;
+    s.check_csrf(&fields)?;
+    let principal = s.principal(&state).await?;
+    let key = state.second_factor.key().map_err(|e| s.fail(e))?.clone();
+    let code = super::form::field(&fields, "code")
+        .unwrap_or_default()
+        .chars()
+        .take(crate::auth::second_factor::MAX_CODE_LEN)
+        .collect::<String>();
+    let p = principal.clone();
+    let codes = state
+        .writer
+        .write_as(&principal, move |tx| {
+            let codes = crate::auth::second_factor::confirm(
+                tx.conn,
+                &key,
+                &p.user.id,
+                &p.user.username,
+                &code,
+            )?;
+            let outcome = if codes.is_some() {
+                crate::audit::Outcome::Success
+            } else {
+                crate::audit::Outcome::Failed
+            };
+            tx.audit(&crate::audit::AuditEntry::by(
+                &p,
+                crate::audit::AuditAction::TotpConfirm,
+                outcome,
+            ))?;
+            Ok(codes)
+        })
+        .await
+        .map_err(|e| s.fail(e))?;
+    let t = s.texts();
+    match codes {
+        Some(codes) => {
+            let page = SecondFactorPage {
+                t,
+                style: super::style_path(),
+                csrf: &s.csrf,
+                error: None,
+                enrolment: None,
+                recovery_codes: Some(codes),
+            };
+            let mut r = page.respond(&s, StatusCode::OK);
+            if s.claims.enrol {
+                let _ = r.add_cookie(&expired_cookie(s.secure));
+            }
+            Ok(r)
+        }
+        // The same secret again, with the reason.
+        None => {
+            enrolment_page(
+                &state,
+                &s,
+                Some(t.get("totp.wrong").to_owned()),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
     }
 }

@@ -181,6 +181,12 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         policy_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")),
         // Quick, so a test sees another instance's reload soon.
         policy_poll_ms: 50,
+        // The suite signs in the demo users with passwords; the second-factor tests
+        // require it for a role themselves.
+        second_factor: samverkan::config::SecondFactorSettings {
+            key: Some(Secret::new("a-test-second-factor-key-of-enough-length")),
+            required_roles: Some(Vec::new()),
+        },
         tokens: TokenSettings {
             issuer: "samverkan".into(),
             audience: "samverkan-api".into(),

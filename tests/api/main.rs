@@ -24,5 +24,6 @@ mod policy_versions;
 mod process;
 mod properties;
 mod retention;
+mod second_factor;
 mod statistics;
 mod tokens;

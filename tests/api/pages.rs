@@ -517,3 +517,93 @@ async fn every_role_finds_statistics_in_the_menu_with_tables_charts_and_the_audi
     assert!(items.len() >= 4, "{}", r.text);
     assert!(items.iter().all(|e| e["channel"] == "web"), "{}", r.text);
 }
+
+/// The sign-in form with a second-factor code.
+async fn sign_in_with_code(app: &TestApp, user: &str, code: &str) -> Resp {
+    let form = app.send(app.client.get(app.url("/login"))).await;
+    let set = form.headers["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let at = form.text.find("name=\"csrf\" value=\"").unwrap();
+    let csrf = form.text[at + 19..].split('"').next().unwrap().to_owned();
+    app.send(
+        app.client
+            .post(app.url("/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("username", user),
+                ("password", PASSWORD),
+                ("totp", code),
+                ("csrf", csrf.as_str()),
+            ]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_role_that_needs_a_second_factor_enrols_through_the_pages_with_a_qr_code() {
+    use crate::second_factor::code;
+    let app =
+        spawn_with(|s| s.second_factor.required_roles = Some(vec!["social_worker".into()])).await;
+    let r = sign_in_form(&app, "soc1", PASSWORD, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(r.headers["location"], "/second-factor");
+    let cookie = session_cookie(&r).expect("cookie");
+    let browser = Browser {
+        app: &app,
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    };
+    // Every other page sends the user to enrolment, and shows nothing of the case data.
+    for path in ["/", "/referrals", "/statistics"] {
+        let r = browser.get(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers["location"], "/second-factor", "{path}");
+    }
+    let secret_of = |text: &str| -> String {
+        let at = text
+            .find("id=\"totp-secret\">")
+            .expect("the key on the page");
+        text[at + 17..].split('<').next().unwrap().to_owned()
+    };
+    let page = browser.get("/second-factor").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("<svg"), "a QR code");
+    assert!(!page.text.contains("<?xml"));
+    let secret = secret_of(&page.text);
+    // A reload shows the same secret (the app may have scanned it already).
+    assert_eq!(secret_of(&browser.get("/second-factor").await.text), secret);
+    let csrf = browser.csrf("/second-factor").await;
+
+    let right = code(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let r = browser
+        .post("/second-factor", &[("csrf", &csrf), ("code", wrong)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(secret_of(&r.text), secret);
+    let r = browser
+        .post("/second-factor", &[("csrf", &csrf), ("code", &right)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.text.matches("<li><code>").count(), 10, "{}", r.text);
+    // The enrolment-only session ends; the next sign-in needs a code.
+    let ended = session_cookie(&r).expect("the cookie is dropped");
+    assert!(
+        ended.contains("Max-Age=0") || ended.contains("expires"),
+        "{ended}"
+    );
+    let r = sign_in_form(&app, "soc1", PASSWORD, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = sign_in_with_code(&app, "soc1", &code(&secret, 1)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(r.headers["location"], "/");
+    let cookie = session_cookie(&r).expect("cookie");
+    let full = Browser {
+        app: &app,
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    };
+    assert_eq!(full.get("/referrals").await.status, StatusCode::OK);
+}

@@ -19,6 +19,7 @@
 
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -1576,6 +1577,52 @@ async function flowAlerts() {
   });
 }
 
+/** The code an authenticator app shows for a base32 key, `steps` time steps from now (RFC 6238). */
+function totp(base32, steps = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) key.push(parseInt(bits.slice(i, i + 8), 2));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + steps));
+  const h = crypto.createHmac('sha1', Buffer.from(key)).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  const n = ((h[o] & 127) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1e6).padStart(6, '0');
+}
+
+/** Second factor: enrolment through the page (QR code and key), ten recovery codes, then a sign-in that needs the code. Runs last: the user needs a code from then on. */
+async function flowSecondFactor() {
+  const user = 'samordnare1';
+  let secret = null;
+  await as(user, async (page) => {
+    await visit(page, '/second-factor');
+    must('second factor: the enrolment page shows a QR code and the key', (await page.locator('figure.qr svg').count()) === 1 && (await page.locator('#totp-secret').count()) === 1, 'no QR code or key');
+    secret = (await page.locator('#totp-secret').innerText()).trim();
+    const form = page.locator('form#second-factor');
+    await form.locator('[name=code]').fill(totp(secret, 0));
+    const post = await submit(page, submitButton(form), 'POST', '/second-factor');
+    await checkPage(page, 'second factor: the code the app shows confirms it; ten recovery codes are shown once',
+      post.status() === 200 && (await page.locator('#recovery-codes li').count()) === 10, `status ${post.status()}`);
+  });
+  await as(null, async (page) => {
+    await page.goto('/login');
+    let form = page.locator('form#login');
+    await form.locator('[name=username]').fill(user);
+    await form.locator('[name=password]').fill(PASSWORD);
+    const refused = await submit(page, submitButton(form), 'POST', '/login');
+    check('second factor: the password alone no longer signs in', refused.status() === 401, `status ${refused.status()}`);
+    form = page.locator('form#login');
+    await form.locator('[name=username]').fill(user);
+    await form.locator('[name=password]').fill(PASSWORD);
+    await form.locator('[name=totp]').fill(totp(secret, 1));
+    const post = await submit(page, submitButton(form), 'POST', '/login');
+    await checkPage(page, 'second factor: password and code sign in', post.status() === 303 && pathOf(page.url()) !== '/login',
+      `status ${post.status()} at ${pathOf(page.url())}`);
+  });
+}
+
 const FLOWS = [
   ['login', flowLogin],
   ['guard', flowGuard],
@@ -1588,6 +1635,8 @@ const FLOWS = [
   ['a11y', flowAccessibility],
   ['alerts', flowAlerts],
   ['screenshots', flowScreenshots],
+  // Last: from here on its user needs a code to sign in.
+  ['second-factor', flowSecondFactor],
 ];
 
 async function main() {
