@@ -161,7 +161,10 @@ fn start_session(
 /// The outcome of reserving a login attempt.
 enum Reserved {
     /// Counted against the username and the client: the password may be checked.
-    Attempt { client_row: String },
+    Attempt {
+        user_row: String,
+        client_row: String,
+    },
     /// Too many attempts in the window: wait this many seconds.
     Throttled(u64),
 }
@@ -264,17 +267,23 @@ impl Accounts<'_> {
                         tx.audit(&throttled_entry)?;
                         return Ok(Reserved::Throttled(wait));
                     }
-                    reserve(tx.conn, &uk, now, window_start)?;
+                    let user_row = reserve(tx.conn, &uk, now, window_start)?;
                     let client_row = reserve(tx.conn, &ck, now, window_start)?;
-                    Ok(Reserved::Attempt { client_row })
+                    Ok(Reserved::Attempt {
+                        user_row,
+                        client_row,
+                    })
                 })
                 .await?
         };
-        let client_row = match reserved {
+        let (user_row, client_row) = match reserved {
             Reserved::Throttled(retry_after_secs) => {
                 return Err(AppError::TooManyRequests { retry_after_secs })
             }
-            Reserved::Attempt { client_row } => client_row,
+            Reserved::Attempt {
+                user_row,
+                client_row,
+            } => (user_row, client_row),
         };
 
         let ok = self
@@ -323,12 +332,14 @@ impl Accounts<'_> {
                         });
                     }
                 }
+                // Only this attempt is taken back: the window's other attempts stay
+                // counted, so however many arrive at once, at most the limit are checked
+                // (the right password freeing one place at most).
                 diesel::delete(
-                    login_failures::table.filter(login_failures::throttle_key.eq(&user_key)),
+                    login_failures::table
+                        .filter(login_failures::id.eq_any([&user_row, &client_row])),
                 )
                 .execute(tx.conn)?;
-                diesel::delete(login_failures::table.filter(login_failures::id.eq(&client_row)))
-                    .execute(tx.conn)?;
                 let (session_id, refresh_token) = start_session(tx, &uid, refresh_ttl)?;
                 let enrol_only = required && !has_factor;
                 let factor_part: &[&str] = match (has_factor, enrol_only) {
@@ -581,4 +592,132 @@ pub fn revoke_all_sessions(tx: &mut Tx<'_>, user_id: &str) -> Result<(), AppErro
         ))
         .execute(tx.conn)?;
     Ok(())
+}
+
+/// An agency provider's access token, as the session of the local account it names (see
+/// `auth::oidc`). The session's id is derived from the token, so every instance finds
+/// the same session, and signing out with the token ends it everywhere. The local account
+/// holds role, organisation and places; a name with no account, or a disabled one, is a
+/// 403 that says so, audited. The provider is responsible for the second factor.
+pub async fn provider_bearer(
+    accounts: Accounts<'_>,
+    oidc: Option<&crate::auth::oidc::Oidc>,
+    token: &str,
+    meta: RequestMeta,
+) -> Result<crate::auth::Bearer, AppError> {
+    let invalid = || AppError::invalid_token("The access token is not valid: sign in again.");
+    let oidc = oidc.ok_or_else(invalid)?;
+    if let Some(claims) = oidc.accepted(token) {
+        return Ok(crate::auth::Bearer::new(claims, meta));
+    }
+    let verified = oidc.verify(token).await.map_err(|e| {
+        tracing::info!(reason = %e, "an OpenID Provider token was refused");
+        invalid()
+    })?;
+    let sid = format!("oidc-{}", &hash_refresh_token(token)[..32]);
+    // Two instances seeing a new token at once both insert its session: the second
+    // fails on the key and, tried again, finds it.
+    let mut tries = 0;
+    let settled = loop {
+        tries += 1;
+        match record_provider_session(&accounts, &verified, &sid, oidc, &meta).await {
+            Err(e) if tries < 3 && matches!(e, AppError::Internal(_)) => continue,
+            other => break other??,
+        }
+    };
+    let claims = std::sync::Arc::new(settled);
+    oidc.accept(token, claims.clone());
+    Ok(crate::auth::Bearer::new(claims, meta))
+}
+
+/// The session of a verified provider token, created (and its sign-in audited) the first
+/// time; a refusal is audited and returned inside `Ok`, so that its entry is kept.
+pub async fn record_provider_session(
+    accounts: &Accounts<'_>,
+    verified: &crate::auth::oidc::Verified,
+    sid: &str,
+    oidc: &crate::auth::oidc::Oidc,
+    meta: &RequestMeta,
+) -> Result<Result<crate::auth::tokens::Claims, AppError>, AppError> {
+    let (m, name, sid, verified) = (
+        meta.clone(),
+        verified.username.clone(),
+        sid.to_owned(),
+        verified.clone(),
+    );
+    let issuer = oidc.settings().issuer.clone();
+    accounts
+        .writer
+        .write(move |tx| {
+            let now = now_micros();
+            let user = users::table
+                .filter(users::username.eq(&name))
+                .select(User::as_select())
+                .first::<User>(tx.conn)
+                .optional()?;
+            let entry = AuditEntry::new(AuditAction::Login, Outcome::Denied, &m)
+                .record("username", &name);
+            let refused = |code: &'static str, message: String| AppError::Refused { code, message };
+            let user = match user {
+                None => {
+                    tx.audit(&entry.parts(&["oidc", "no_local_account"]))?;
+                    return Ok(Err(refused(
+                        "no_local_account",
+                        format!("{issuer} says you are {name:?}, but samverkan has no account by that name: ask your organisation's administrator to create it."),
+                    )));
+                }
+                Some(u) if u.disabled => {
+                    tx.audit(&entry.actor(Actor::user(&u)).parts(&["oidc", "account_disabled"]))?;
+                    return Ok(Err(refused(
+                        "account_disabled",
+                        format!("The samverkan account {name:?} is disabled: ask your organisation's administrator."),
+                    )));
+                }
+                Some(u) => u,
+            };
+            let existing = sessions::table
+                .find(&sid)
+                .select(Session::as_select())
+                .first::<Session>(tx.conn)
+                .optional()?;
+            match existing {
+                Some(s) if s.revoked_at.is_some() || s.user_id != user.id => {
+                    return Ok(Err(AppError::invalid_token(
+                        "The session of this token has ended: sign in again.",
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    diesel::insert_into(sessions::table)
+                        .values(&Session {
+                            id: sid.clone(),
+                            user_id: user.id.clone(),
+                            created_at: now,
+                            expires_at: verified.exp.saturating_mul(1_000_000),
+                            revoked_at: None,
+                        })
+                        .execute(tx.conn)?;
+                    tx.audit(
+                        &entry
+                            .actor(Actor::user(&user))
+                            .outcome(Outcome::Success)
+                            .parts(&["oidc"]),
+                    )?;
+                }
+            }
+            let secs = now / 1_000_000;
+            Ok(Ok(crate::auth::tokens::Claims {
+                sub: user.id,
+                sid: sid.clone(),
+                epoch: user.token_epoch,
+                iss: issuer.clone(),
+                aud: String::new(),
+                iat: secs,
+                nbf: secs,
+                exp: verified.exp,
+                jti: sid,
+                enrol: false,
+            }))
+        })
+        .await
 }

@@ -186,6 +186,10 @@ impl Application {
         }
         let keys = resolve_keys(&settings)?;
         let second_factor = resolve_second_factor(&settings)?;
+        let oidc = match &settings.oidc {
+            Some(o) => Some(Arc::new(crate::auth::oidc::Oidc::new(o.clone())?)),
+            None => None,
+        };
         let tokens = TokenService::new(&settings.tokens, &keys)?;
         let cursor_seal = CursorSeal::new(
             keys.first()
@@ -252,6 +256,7 @@ impl Application {
             statistics: Arc::new(crate::statistics::DecisionCache::default()),
             events: crate::events::EventBus::start(events_db, events_settings),
             second_factor,
+            oidc,
         });
         crate::retention::spawn_job(
             state.writer.clone(),
@@ -264,6 +269,11 @@ impl Application {
         registry
             .register(Box::new(state.writer.commits_metric()))
             .context("registering the writer's metrics")?;
+        if let Some(oidc) = &state.oidc {
+            registry
+                .register(Box::new(oidc.fetches.clone()))
+                .context("registering the OpenID Provider metrics")?;
+        }
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             use crate::api::middleware::{reject_odd_requests, security_headers};

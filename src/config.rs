@@ -107,6 +107,46 @@ pub struct Settings {
     /// Live alerts (`GET /api/v1/events`).
     pub events: EventSettings,
     pub second_factor: SecondFactorSettings,
+    /// Single sign-on through an agency's OpenID Provider; `None`: local accounts only.
+    pub oidc: Option<OidcSettings>,
+}
+
+/// An agency's OpenID Provider (`SAMVERKAN_OIDC_*`).
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// Exactly as the provider names itself (`iss`); discovery is read from
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The `aud` its access tokens for this service carry.
+    pub audience: String,
+    /// The claim that names the local account.
+    pub username_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway_secs: u64,
+    /// An unknown `kid` fetches the key set again at most this often.
+    pub jwks_min_refresh_secs: u64,
+    /// The pages' client (authorization code with PKCE); `None`: API tokens only.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Shown as "Log in with <name>".
+    pub name: String,
+}
+
+fn oidc_settings() -> Result<Option<OidcSettings>, ConfigError> {
+    let Some(issuer) = env("SAMVERKAN_OIDC_ISSUER") else {
+        return Ok(None);
+    };
+    Ok(Some(OidcSettings {
+        issuer,
+        audience: env("SAMVERKAN_OIDC_AUDIENCE").unwrap_or_else(|| "samverkan-api".into()),
+        username_claim: env("SAMVERKAN_OIDC_USERNAME_CLAIM")
+            .unwrap_or_else(|| "preferred_username".into()),
+        leeway_secs: env_num("SAMVERKAN_OIDC_LEEWAY_SECS", 30)?,
+        jwks_min_refresh_secs: env_num("SAMVERKAN_OIDC_JWKS_MIN_REFRESH_SECS", 60)?,
+        client_id: env("SAMVERKAN_OIDC_CLIENT_ID"),
+        client_secret: env("SAMVERKAN_OIDC_CLIENT_SECRET").map(Secret::new),
+        name: env("SAMVERKAN_OIDC_NAME").unwrap_or_else(|| "single sign-on".into()),
+    }))
 }
 
 /// The second factor (TOTP) for local accounts.
@@ -341,6 +381,7 @@ impl Settings {
                     })?,
                 },
             },
+            oidc: oidc_settings()?,
             second_factor: SecondFactorSettings {
                 key: env("SAMVERKAN_TOTP_KEY").map(Secret::new),
                 required_roles: required_roles()?,
@@ -444,6 +485,14 @@ pub const VARIABLES: &[Variable] = &[
     var("SAMVERKAN_AUDIT_INDEX_EVERY", "2048", "audit entries between two copies of their lookup keys (actor, record, time) into the indexed `audit_keys`; an auditor's query reads the entries not yet copied from the trail itself, so it always sees everything"),
     var("SAMVERKAN_TOTP_KEY", "beside a SQLite database: `<db>.totp-key`; with `--demo`: one for the run", "seals second-factor (TOTP) secrets and keys the recovery codes' hashes (32+ bytes); required on PostgreSQL when any role requires a second factor. Changing it voids every enrolment"),
     var("SAMVERKAN_TOTP_REQUIRED_ROLES", "`police_officer,police_analyst,social_worker` (none with `--demo`)", "roles that can do nothing but enrol a second factor until they have one; empty or `none`: no role"),
+    var("SAMVERKAN_OIDC_ISSUER", "off", "an agency's OpenID Provider, exactly as its tokens name it (`iss`); its access tokens are then accepted as bearer tokens for the local account the username claim names (see \"Single sign-on\")"),
+    var("SAMVERKAN_OIDC_AUDIENCE", "`samverkan-api`", "the `aud` the provider's access tokens for this service carry"),
+    var("SAMVERKAN_OIDC_USERNAME_CLAIM", "`preferred_username`", "the claim that names the local account"),
+    var("SAMVERKAN_OIDC_LEEWAY_SECS", "30", "clock skew allowed on `exp` and `nbf`"),
+    var("SAMVERKAN_OIDC_JWKS_MIN_REFRESH_SECS", "60", "an unknown `kid` fetches the provider's keys again at most this often (key rotation; a flood of bogus kids does not reach the provider)"),
+    var("SAMVERKAN_OIDC_CLIENT_ID", "—", "the pages' client at the provider (authorization code with PKCE); without it, API tokens only"),
+    var("SAMVERKAN_OIDC_CLIENT_SECRET", "—", "that client's secret"),
+    var("SAMVERKAN_OIDC_NAME", "`single sign-on`", "shown on the login page as \"Log in with …\""),
     var("SAMVERKAN_NEW_PASSWORD", "—", "the command line only: the password for `admin create-user` and `admin set-password`, instead of reading it from standard input"),
 ];
 

@@ -92,7 +92,14 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::internal("app state missing"))
 }
 
-fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> {
+/// A bearer token as sent: one of ours, verified, or an agency provider's, still to be
+/// verified (which may fetch its keys) and turned into a session.
+enum Sent {
+    Ours(Bearer),
+    Provider { token: String, meta: RequestMeta },
+}
+
+fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Sent), AppError> {
     bearer_with(req, false)
 }
 
@@ -100,7 +107,7 @@ fn bearer(req: &HttpRequest) -> Result<(web::Data<AppState>, Bearer), AppError> 
 fn bearer_with(
     req: &HttpRequest,
     enrolling: bool,
-) -> Result<(web::Data<AppState>, Bearer), AppError> {
+) -> Result<(web::Data<AppState>, Sent), AppError> {
     let state = state(req)?;
     let Some(sent) = req.headers().get(header::AUTHORIZATION) else {
         return Err(AppError::unauthorized(
@@ -120,13 +127,33 @@ fn bearer_with(
                 "Send the access token as: Authorization: Bearer <access_token>.",
             )
         })?;
+    let meta = request_meta(req)?;
+    // Ours are HS256; anything else is the provider's to verify, when there is one.
+    if state.oidc.is_some() && token.len() <= 8192 && !crate::auth::tokens::looks_like_ours(token) {
+        return Ok((
+            state,
+            Sent::Provider {
+                token: token.to_owned(),
+                meta,
+            },
+        ));
+    }
     let claims = if enrolling {
         state.tokens.verify_any(token)?
     } else {
         state.tokens.verify_access(token)?
     };
-    let meta = request_meta(req)?;
-    Ok((state, Bearer::new(claims, meta)))
+    Ok((state, Sent::Ours(Bearer::new(claims, meta))))
+}
+
+async fn settle(state: &AppState, sent: Sent) -> Result<Bearer, AppError> {
+    match sent {
+        Sent::Ours(b) => Ok(b),
+        Sent::Provider { token, meta } => {
+            crate::account::provider_bearer(state.accounts(), state.oidc.as_deref(), &token, meta)
+                .await
+        }
+    }
 }
 
 /// The signed-in user as [`Principal`], also when the token is good only for enrolling
@@ -140,7 +167,8 @@ impl FromRequest for Enrolling {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let checked = bearer_with(req, true);
         Box::pin(async move {
-            let (state, bearer) = checked?;
+            let (state, sent) = checked?;
+            let bearer = settle(&state, sent).await?;
             let st = state.clone();
             state
                 .db
@@ -154,10 +182,14 @@ impl FromRequest for Enrolling {
 /// A verified token whose session the handler resolves itself (the hot read paths).
 impl FromRequest for Bearer {
     type Error = AppError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        std::future::ready(bearer(req).map(|(_, b)| b))
+        let checked = bearer(req);
+        Box::pin(async move {
+            let (state, sent) = checked?;
+            settle(&state, sent).await
+        })
     }
 }
 
@@ -173,7 +205,8 @@ impl FromRequest for Principal {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let checked = bearer(req);
         Box::pin(async move {
-            let (state, bearer) = checked?;
+            let (state, sent) = checked?;
+            let bearer = settle(&state, sent).await?;
             let st = state.clone();
             state.db.run(move |c| bearer.resolve(c, &st.sessions)).await
         })

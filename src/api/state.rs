@@ -39,6 +39,8 @@ pub struct AppState {
     pub statistics: Arc<crate::statistics::DecisionCache>,
     /// Live alerts: every instance's new events, for this instance's streams.
     pub events: Arc<crate::events::EventBus>,
+    /// The agency's OpenID Provider, when single sign-on is configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
     /// Who needs a second factor, and the key that seals them.
     pub second_factor: crate::auth::second_factor::SecondFactor,
 }

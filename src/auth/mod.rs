@@ -2,6 +2,7 @@
 //! and the signed-in user behind a token. What is recorded of it, and the sign-in use
 //! cases, are in `account`.
 
+pub mod oidc;
 pub mod password;
 pub mod principal;
 pub mod second_factor;

@@ -246,6 +246,12 @@ impl TokenService {
     }
 }
 
+/// Whether a token's header says HS256, as every token this service signs does (the
+/// header only; nothing is verified). Anything else may be an agency provider's.
+pub fn looks_like_ours(token: &str) -> bool {
+    jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256)
+}
+
 /// Why an access token was refused.
 enum Refusal {
     Expired,

@@ -17,6 +17,7 @@ mod observations;
 mod referrals;
 mod reports;
 mod session;
+mod sso;
 mod statistics;
 mod time;
 
@@ -93,6 +94,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(session::login_page))
         .route("/login", web::post().to(session::login))
         .route("/logout", web::post().to(session::logout))
+        .route("/login/oidc", web::get().to(sso::start))
+        .route("/auth/oidc/callback", web::get().to(sso::callback))
         .route("/second-factor", web::get().to(session::second_factor_page))
         .route(
             "/second-factor",

@@ -326,6 +326,36 @@ struct LoginPage<'a> {
     username: &'a str,
     csrf: &'a str,
     error: Option<String>,
+    /// "Log in with <name>", when the pages have a single sign-on client.
+    sso: Option<String>,
+}
+
+/// The sign-in form (for the single sign-on pages' refusals).
+pub fn login_form_page(
+    state: &AppState,
+    lang: Lang,
+    username: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> HttpResponse {
+    login_form(state, lang, username, error, status)
+}
+
+/// A browser session for `claims` (a session already recorded): the cookie, and home.
+pub fn start_web_session(state: &AppState, claims: &Claims) -> HttpResponse {
+    match state.tokens.issue_access_for(
+        &claims.sub,
+        &claims.sid,
+        claims.epoch,
+        state.settings.web.idle_secs,
+    ) {
+        Ok(token) => {
+            let mut r = see_other("/");
+            let _ = r.add_cookie(&session_cookie(secure(state), token));
+            r
+        }
+        Err(e) => WebError::Page(e, Lang::Sv).error_response(),
+    }
 }
 
 /// The cookie a sign-in form is bound to (before there is a session): a random value,
@@ -353,6 +383,11 @@ fn login_form(
         username,
         csrf: &csrf,
         error,
+        sso: state
+            .oidc
+            .as_ref()
+            .filter(|o| o.settings().client_id.is_some())
+            .map(|o| o.settings().name.clone()),
     };
     let mut r = html(status, page.render().unwrap_or_default());
     let cookie = Cookie::build(LOGIN_COOKIE, nonce)

@@ -99,7 +99,7 @@ mod ready {
 }
 
 async fn login(base: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
+    let r = crate::helpers::http_client()
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"username": user, "password": password}))
         .send()
@@ -138,7 +138,7 @@ async fn demo_on_sqlite_prints_a_password_once_and_keeps_an_owner_only_signing_k
         "{:?}",
         second.stdout
     );
-    let me = reqwest::Client::new()
+    let me = crate::helpers::http_client()
         .get(format!("{}/api/v1/me", second.base))
         .bearer_auth(&token)
         .send()
@@ -309,7 +309,7 @@ async fn a_backup_under_write_load_restores_and_verifies() {
     let load = {
         let (base, token, stop) = (server.base.clone(), token.clone(), stop.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::helpers::http_client();
             let mut filed = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = client

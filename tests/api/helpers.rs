@@ -183,6 +183,7 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
         policy_poll_ms: 50,
         // The suite signs in the demo users with passwords; the second-factor tests
         // require it for a role themselves.
+        oidc: None,
         second_factor: samverkan::config::SecondFactorSettings {
             key: Some(Secret::new("a-test-second-factor-key-of-enough-length")),
             required_roles: Some(Vec::new()),
@@ -232,6 +233,23 @@ pub fn test_settings(url: DatabaseUrl) -> Settings {
 
 pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long!!";
 
+/// An HTTP client builder for the tests. The crate's reqwest has rustls without a built-in
+/// crypto provider (the service installs ring before it builds a client); the tests'
+/// clients share that reqwest, so they install it too.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("client")
+}
+
+pub async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http_client().get(url).send().await
+}
+
 pub struct TestApp {
     pub address: String,
     /// The operator's metrics listener, when the settings ask for one.
@@ -277,7 +295,7 @@ pub fn start(settings: Settings) -> TestApp {
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         metrics_address: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
-        client: reqwest::Client::builder()
+        client: crate::helpers::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),

@@ -18,6 +18,7 @@ mod input;
 mod matrix;
 mod multi_instance;
 mod newcomer;
+mod oidc;
 mod operations;
 mod pages;
 mod policy_versions;

@@ -395,7 +395,7 @@ async fn a_frozen_instance_holds_up_the_others_for_seconds_at_most() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_demo_changes_no_existing_user() {
     let (url, _dir) = fresh_database_url();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let port = crate::process::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut first = Instance {

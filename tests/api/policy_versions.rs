@@ -215,7 +215,7 @@ async fn sighup_puts_the_edited_folder_in_force() {
         .spawn()
         .expect("start samverkan");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     wait_ready(&client, &base, &mut child).await;
     let guard = token(&client, &base, "vakt1").await;
     let status = |client: reqwest::Client, base: String, guard: String| async move {

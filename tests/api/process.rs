@@ -110,7 +110,7 @@ pub fn audit_verify(url: &str) -> (bool, String) {
 /// An HTTP client whose every request gives up after `secs` (a frozen server fails the
 /// test instead of hanging it).
 pub fn client(secs: u64) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http_client_builder()
         .timeout(Duration::from_secs(secs))
         .build()
         .unwrap()

@@ -124,7 +124,15 @@ function buildProvider(issuer, jwks) {
 
 const jwks0 = readKeys(); // fail early, before listening, on a bad file
 let handler;
+// How often the key set was fetched: a test checks that a flood of unknown kids does
+// not hammer the provider (GET /__jwks_hits, outside the issuer's paths).
+let jwksHits = 0;
 const server = http.createServer((req, res) => {
+  if (req.url === '/__jwks_hits') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(String(jwksHits));
+    return;
+  }
+  if (req.url.split('?')[0].endsWith('/jwks')) jwksHits += 1;
   if (issuerPath) {
     // Mount the provider under the issuer path the way express would: it
     // finds its mount path from originalUrl minus url.
