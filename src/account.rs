@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::config::LoginSettings;
 use crate::error::AppError;
 use crate::storage::models::{LoginFailure, RefreshToken, Session, User};
-use crate::storage::schema::{login_failures, refresh_tokens, sessions, users};
+use crate::storage::schema::{login_failures, organizations, refresh_tokens, sessions, users};
 use crate::storage::{self, new_id, now_micros, Db, DbConnection};
 
 /// What the account use cases work with.
@@ -80,6 +80,8 @@ enum SignIn {
     },
     /// The account has a second factor and no code, or a wrong or spent one, came.
     CodeRefused { missing: bool },
+    /// The organisation signs in through single sign-on only.
+    PasswordsOff,
 }
 
 fn invalid_credentials() -> AppError {
@@ -301,7 +303,11 @@ impl Accounts<'_> {
         };
 
         let refresh_ttl = self.tokens.refresh_ttl_secs;
-        let (uid, uname) = (user.id.clone(), user.username.clone());
+        let (uid, uname, org_id) = (
+            user.id.clone(),
+            user.username.clone(),
+            user.organization_id.clone(),
+        );
         let factor = self.second_factor.clone();
         let required = factor.required_for(&user.role);
         let code = req.totp;
@@ -310,6 +316,20 @@ impl Accounts<'_> {
             .write(move |tx| {
                 // The second factor is checked (and a right code spent) in the same
                 // transaction that starts the session: a code is good for one sign-in.
+                // An organisation that signs in through single sign-on only.
+                let passwords_allowed: bool = organizations::table
+                    .find(&org_id)
+                    .select(organizations::password_login)
+                    .first(tx.conn)?;
+                if !passwords_allowed {
+                    tx.audit(
+                        &entry
+                            .clone()
+                            .outcome(Outcome::Failed)
+                            .parts(&["password_login_off"]),
+                    )?;
+                    return Ok(SignIn::PasswordsOff);
+                }
                 let has_factor = second_factor::is_confirmed(tx.conn, &uid)?;
                 if has_factor {
                     let key = factor.key()?;
@@ -356,6 +376,10 @@ impl Accounts<'_> {
             })
             .await?;
         match signed_in {
+            SignIn::PasswordsOff => Err(AppError::Unauthorized {
+                code: "password_login_disabled",
+                message: "Your organisation signs in through single sign-on only: use \"Log in with …\" or your agency's token.".into(),
+            }),
             SignIn::CodeRefused { missing } => Err(AppError::Unauthorized {
                 code: if missing {
                     "second_factor_required"

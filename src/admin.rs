@@ -118,6 +118,10 @@ pub struct NewOrganization {
     pub kind: String,
     /// Whether its staff are mandated reporters (entitled to feedback on referrals).
     pub mandated_reporter: bool,
+    /// Whether its people may sign in with a password (default true; false: single
+    /// sign-on only).
+    #[serde(default)]
+    pub password_login: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -125,6 +129,8 @@ pub struct NewOrganization {
 pub struct OrganizationPatch {
     pub name: Option<String>,
     pub mandated_reporter: Option<bool>,
+    /// false: its people sign in through single sign-on only.
+    pub password_login: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -262,6 +268,7 @@ fn org_fields(c: &mut Changes, before: Option<&Organization>, after: &Organizati
             c.created("name", json!(after.name));
             c.created("kind", json!(after.kind));
             c.created("mandated_reporter", json!(after.mandated_reporter));
+            c.created("password_login", json!(after.password_login));
         }
         Some(b) => {
             c.field("name", json!(b.name), json!(after.name));
@@ -269,6 +276,11 @@ fn org_fields(c: &mut Changes, before: Option<&Organization>, after: &Organizati
                 "mandated_reporter",
                 json!(b.mandated_reporter),
                 json!(after.mandated_reporter),
+            );
+            c.field(
+                "password_login",
+                json!(b.password_login),
+                json!(after.password_login),
             );
         }
     }
@@ -295,6 +307,7 @@ pub fn create_organization(
         kind: v.kind.clone(),
         mandated_reporter: v.mandated_reporter,
         created_at: now_micros(),
+        password_login: v.password_login.unwrap_or(true),
     };
     diesel::insert_into(organizations::table)
         .values(&org)
@@ -323,10 +336,14 @@ pub fn update_organization(
     if let Some(m) = p.mandated_reporter {
         org.mandated_reporter = m;
     }
+    if let Some(p) = p.password_login {
+        org.password_login = p;
+    }
     diesel::update(organizations::table.filter(organizations::id.eq(id)))
         .set((
             organizations::name.eq(&org.name),
             organizations::mandated_reporter.eq(org.mandated_reporter),
+            organizations::password_login.eq(org.password_login),
         ))
         .execute(conn)
         .map_err(|e| conflict_on_unique(e.into(), "an organisation with that name"))?;

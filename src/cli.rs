@@ -279,6 +279,7 @@ async fn run_admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> 
                 name,
                 kind,
                 mandated_reporter,
+                password_login: None,
             };
             let org = writer
                 .write(move |tx| {

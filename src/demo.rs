@@ -190,6 +190,7 @@ pub async fn seed(
                             name: (*name).into(),
                             kind: (*kind).into(),
                             mandated_reporter: *mandated,
+                            password_login: None,
                         },
                     )?;
                     created += 1;

@@ -19,6 +19,8 @@ pub struct OrganizationView {
     pub kind: String,
     /// Whether its staff must report concern for children (and so get feedback).
     pub mandated_reporter: bool,
+    /// Whether its people may sign in with a password; false: single sign-on only.
+    pub password_login: bool,
 }
 
 impl From<Organization> for OrganizationView {
@@ -28,6 +30,7 @@ impl From<Organization> for OrganizationView {
             name: o.name,
             kind: o.kind,
             mandated_reporter: o.mandated_reporter,
+            password_login: o.password_login,
         }
     }
 }

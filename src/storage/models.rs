@@ -12,6 +12,8 @@ pub struct Organization {
     pub kind: String,
     pub mandated_reporter: bool,
     pub created_at: i64,
+    /// Whether its people may sign in with a local password (false: single sign-on only).
+    pub password_login: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

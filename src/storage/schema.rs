@@ -8,6 +8,8 @@ diesel::table! {
         kind -> Text,
         mandated_reporter -> Bool,
         created_at -> BigInt,
+        /// false: single sign-on only.
+        password_login -> Bool,
     }
 }
 

@@ -90,12 +90,18 @@ impl Drop for Provider {
 
 impl Provider {
     fn start(alg: &str) -> Provider {
+        Provider::start_for(alg, "http://127.0.0.1:8080/auth/oidc/callback")
+    }
+
+    /// A provider whose client `samverkan` may return to `redirect_uri`.
+    fn start_for(alg: &str, redirect_uri: &str) -> Provider {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = dir.path().join("keys.json");
         make_keys(&keys, alg, "k1", false);
         let mut child = Command::new("node")
             .arg(harness().join("provider.mjs"))
             .args(["--port", "0", "--keys", keys.to_str().expect("path")])
+            .env("OIDC_REDIRECT_URIS", redirect_uri)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -197,8 +203,15 @@ async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
 }
 
 async fn app_for(provider: &Provider) -> TestApp {
+    app_on(provider, None).await
+}
+
+async fn app_on(provider: &Provider, port: Option<u16>) -> TestApp {
     let issuer = provider.issuer.clone();
     spawn_with(move |s| {
+        if let Some(port) = port {
+            s.bind = format!("127.0.0.1:{port}");
+        }
         s.oidc = Some(samverkan::config::OidcSettings {
             issuer,
             audience: "samverkan-api".into(),
@@ -268,6 +281,38 @@ async fn an_agency_token_acts_for_the_local_account_with_its_role_and_places() {
     assert!(has("polis1", "success", "oidc"), "{entries:?}");
     assert!(has("okand1", "denied", "no_local_account"), "{entries:?}");
     assert!(has("vakt2", "denied", "account_disabled"), "{entries:?}");
+
+    // The police turn local passwords off: the password no longer signs in, the
+    // provider's tokens still do.
+    let org = me.json["organization"]["id"]
+        .as_str()
+        .expect("org")
+        .to_owned();
+    let r = app
+        .patch(
+            &format!("/api/v1/admin/organizations/{org}"),
+            &admin,
+            &json!({"password_login": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["password_login"], false);
+    let r = app.login_full("polis1", crate::helpers::PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(r.json["error"], "password_login_disabled");
+    assert_eq!(
+        app.get("/api/v1/me", &provider.token("polis1"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Other organisations keep their passwords.
+    assert_eq!(
+        app.login_full("soc1", crate::helpers::PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // Signing out with the provider's token ends its session here at once.
     let r = app
@@ -429,4 +474,81 @@ async fn keys_rotate_bogus_kids_do_not_hammer_the_provider_and_cached_keys_outli
     let (status, body) = get(&app, "/api/v1/me", &unseen).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "police_analyst");
+}
+
+/// The pages' "Log in with …": the browser goes through the provider and comes back.
+fn browser_login(start: &str, user: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--start", start, "--user", user];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&node("browse.mjs", &args)).expect("browse.mjs JSON")
+}
+
+#[tokio::test]
+async fn the_pages_sign_in_through_the_provider_with_pkce_state_and_nonce() {
+    if !available() {
+        return;
+    }
+    let port = crate::process::free_port();
+    let callback = format!("http://127.0.0.1:{port}/auth/oidc/callback");
+    let provider = tokio::task::spawn_blocking(move || Provider::start_for("ES256", &callback))
+        .await
+        .expect("provider");
+    let app = app_on(&provider, Some(port)).await;
+    let page = app.send(app.client.get(app.url("/login"))).await;
+    assert!(
+        page.text.contains("href=\"/login/oidc\""),
+        "no single sign-on on the login page"
+    );
+    assert!(page.text.contains("Test provider"));
+    let start = app.url("/login/oidc");
+
+    let done = {
+        let start = start.clone();
+        tokio::task::spawn_blocking(move || browser_login(&start, "soc1", &[]))
+            .await
+            .expect("login")
+    };
+    assert_eq!(done["status"], 303, "{done}");
+    assert_eq!(done["location"], "/", "{done}");
+    let cookie = done["set_cookie"]
+        .as_array()
+        .expect("cookies")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.starts_with("samverkan="))
+        .unwrap_or_else(|| panic!("no session cookie: {done}"))
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let r = app
+        .send(
+            app.client
+                .get(app.url("/referrals"))
+                .header("cookie", &cookie),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // A forged state, or a callback without the browser's own cookie, signs no one in.
+    for extra in [["--tamper-state"], ["--drop-cookies"]] {
+        let start = start.clone();
+        let r = tokio::task::spawn_blocking(move || browser_login(&start, "soc1", &extra))
+            .await
+            .expect("login");
+        assert_ne!(r["status"], 303, "{extra:?}: {r}");
+        let cookies = r["set_cookie"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !cookies
+                .iter()
+                .filter_map(|c| c.as_str())
+                .any(|c| c.starts_with("samverkan=") && !c.starts_with("samverkan=;")),
+            "{extra:?}: {r}"
+        );
+    }
+    // A person the provider knows but samverkan does not: told so, no session.
+    let r = tokio::task::spawn_blocking(move || browser_login(&start, "okand2", &[]))
+        .await
+        .expect("login");
+    assert_eq!(r["status"], 403, "{r}");
 }

@@ -14,3 +14,6 @@ CREATE TABLE recovery_codes (
     used_at BIGINT,
     PRIMARY KEY (user_id, code_hash)
 );
+-- Whether the organisation's people may sign in with a local password (false: single
+-- sign-on only).
+ALTER TABLE organizations ADD COLUMN password_login BOOLEAN NOT NULL DEFAULT TRUE;
