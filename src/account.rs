@@ -618,6 +618,62 @@ pub fn revoke_all_sessions(tx: &mut Tx<'_>, user_id: &str) -> Result<(), AppErro
     Ok(())
 }
 
+impl Accounts<'_> {
+    /// Starts enrolling a second factor, audited. With `resume` (the pages), the
+    /// enrolment in progress is shown again rather than replaced, and `Ok(None)` means
+    /// the account already has a confirmed factor; without (the API), that is a 409.
+    pub async fn enrol_second_factor(
+        &self,
+        p: &Principal,
+        resume: bool,
+    ) -> Result<Option<second_factor::Enrolment>, AppError> {
+        let key = self.second_factor.key()?.clone();
+        let who = p.clone();
+        self.writer
+            .write_as(p, move |tx| {
+                let (id, name) = (&who.user.id, &who.user.username);
+                let enrolment = if !resume {
+                    second_factor::enrol(tx.conn, &key, id, name)?
+                } else if second_factor::is_confirmed(tx.conn, id)? {
+                    return Ok(None);
+                } else {
+                    second_factor::enrol_or_resume(tx.conn, &key, id, name)?
+                };
+                tx.audit(&AuditEntry::by(
+                    &who,
+                    AuditAction::TotpEnroll,
+                    Outcome::Success,
+                ))?;
+                Ok(Some(enrolment))
+            })
+            .await
+    }
+
+    /// Confirms the enrolment with a code from the app: the ten recovery codes, once.
+    /// `Ok(None)`: a wrong code, or nothing to confirm (audited as failed).
+    pub async fn confirm_second_factor(
+        &self,
+        p: &Principal,
+        code: String,
+    ) -> Result<Option<Vec<String>>, AppError> {
+        let key = self.second_factor.key()?.clone();
+        let who = p.clone();
+        self.writer
+            .write_as(p, move |tx| {
+                let codes =
+                    second_factor::confirm(tx.conn, &key, &who.user.id, &who.user.username, &code)?;
+                let outcome = if codes.is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failed
+                };
+                tx.audit(&AuditEntry::by(&who, AuditAction::TotpConfirm, outcome))?;
+                Ok(codes)
+            })
+            .await
+    }
+}
+
 /// An agency provider's access token, as the session of the local account it names (see
 /// `auth::oidc`). The session's id is derived from the token, so every instance finds
 /// the same session, and signing out with the token ends it everywhere. The local account

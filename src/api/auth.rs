@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 use super::extractors::{body_bytes, optional_json, Enrolling, JsonBody, Meta};
 use crate::account::{LoginRequest, LogoutRequest, RefreshRequest, TokenResponse};
 use crate::api::state::AppState;
-use crate::audit::{AuditAction, AuditEntry, Outcome};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 
@@ -139,20 +138,11 @@ pub async fn totp_enroll(
     state: web::Data<AppState>,
     Enrolling(principal): Enrolling,
 ) -> Result<web::Json<TotpEnrolment>, AppError> {
-    let key = state.second_factor.key()?.clone();
-    let p = principal.clone();
     let e = state
-        .writer
-        .write_as(&principal, move |tx| {
-            let e = crate::auth::second_factor::enrol(tx.conn, &key, &p.user.id, &p.user.username)?;
-            tx.audit(&AuditEntry::by(
-                &p,
-                AuditAction::TotpEnroll,
-                Outcome::Success,
-            ))?;
-            Ok(e)
-        })
-        .await?;
+        .accounts()
+        .enrol_second_factor(&principal, false)
+        .await?
+        .ok_or_else(|| AppError::Conflict("A second factor is already confirmed.".into()))?;
     Ok(web::Json(TotpEnrolment {
         secret: e.secret,
         otpauth_uri: e.otpauth_uri,
@@ -193,26 +183,9 @@ pub async fn totp_confirm(
             "a code is six digits",
         ));
     }
-    let key = state.second_factor.key()?.clone();
-    let p = principal.clone();
     let codes = state
-        .writer
-        .write_as(&principal, move |tx| {
-            let codes = crate::auth::second_factor::confirm(
-                tx.conn,
-                &key,
-                &p.user.id,
-                &p.user.username,
-                &code,
-            )?;
-            let outcome = if codes.is_some() {
-                Outcome::Success
-            } else {
-                Outcome::Failed
-            };
-            tx.audit(&AuditEntry::by(&p, AuditAction::TotpConfirm, outcome))?;
-            Ok(codes)
-        })
+        .accounts()
+        .confirm_second_factor(&principal, code)
         .await?;
     match codes {
         Some(recovery_codes) => Ok(web::Json(TotpConfirmed {

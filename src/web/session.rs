@@ -184,12 +184,26 @@ impl FromRequest for WebSession {
 }
 
 fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
+    session_with(req, false).map(|(_, s)| s)
+}
+
+/// The signed-in browser user; with `enrolling`, also a session good only for enrolling a
+/// second factor (never renewed: it is not a session to keep).
+fn session_with(
+    req: &HttpRequest,
+    enrolling: bool,
+) -> Result<(web::Data<AppState>, WebSession), WebError> {
     let lang = Lang::of(req);
     let state = state_of(req).map_err(|e| WebError::Page(e, lang))?;
     let secure = secure(&state);
     let sign_in = || WebError::SignIn { secure };
     let cookie = req.cookie(cookie_name(secure)).ok_or_else(sign_in)?;
-    let claims = match state.tokens.verify_access(cookie.value()) {
+    let verified = if enrolling {
+        state.tokens.verify_any(cookie.value())
+    } else {
+        state.tokens.verify_access(cookie.value())
+    };
+    let claims = match verified {
         Ok(claims) => claims,
         Err(AppError::Refused {
             code: "second_factor_required",
@@ -203,7 +217,7 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
     let now = ::time::OffsetDateTime::now_utc().unix_timestamp();
     let idle = state.settings.web.idle_secs;
     // Renewed at most every quarter of the idle time (and once a minute at most).
-    let renewed = if now - claims.iat >= (idle / 4).clamp(1, 60) {
+    let renewed = if !claims.enrol && now - claims.iat >= (idle / 4).clamp(1, 60) {
         state
             .tokens
             .issue_access_for(&claims.sub, &claims.sid, claims.epoch, idle)
@@ -211,7 +225,7 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
     } else {
         None
     };
-    Ok(WebSession {
+    let session = WebSession {
         csrf: csrf_for(&state, &claims.sid),
         bearer: Bearer::new(claims.clone(), meta),
         claims,
@@ -220,7 +234,8 @@ fn session(req: &HttpRequest) -> Result<WebSession, WebError> {
         same_origin: same_origin(req),
         path: req.path().to_owned(),
         renewed,
-    })
+    };
+    Ok((state, session))
 }
 
 impl WebSession {
@@ -565,31 +580,9 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 }
 
 /// The signed-in user of the enrolment page: an ordinary session, or one good only for
-/// enrolling a second factor (never renewed: it is not a session to keep).
+/// enrolling a second factor.
 fn enrolling(req: &HttpRequest) -> Result<(web::Data<AppState>, WebSession), WebError> {
-    let lang = Lang::of(req);
-    let state = state_of(req).map_err(|e| WebError::Page(e, lang))?;
-    let secure = secure(&state);
-    let sign_in = || WebError::SignIn { secure };
-    let cookie = req.cookie(cookie_name(secure)).ok_or_else(sign_in)?;
-    let claims = state
-        .tokens
-        .verify_any(cookie.value())
-        .map_err(|_| sign_in())?;
-    let meta = request_meta(req)
-        .map_err(|e| WebError::Page(e, lang))?
-        .web();
-    let s = WebSession {
-        csrf: csrf_for(&state, &claims.sid),
-        bearer: Bearer::new(claims.clone(), meta),
-        claims,
-        lang,
-        secure,
-        same_origin: same_origin(req),
-        path: req.path().to_owned(),
-        renewed: None,
-    };
-    Ok((state, s))
+    session_with(req, true)
 }
 
 #[derive(Template)]
@@ -623,32 +616,9 @@ async fn enrolment_page(
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let principal = s.principal(state).await?;
-    let key = state.second_factor.key().map_err(|e| s.fail(e))?.clone();
-    let p = principal.clone();
     let enrolment = state
-        .writer
-        .write_as(&principal, move |tx| {
-            if crate::auth::second_factor::is_confirmed(tx.conn, &p.user.id)? {
-                return Ok(None);
-            }
-            match crate::auth::second_factor::enrol_or_resume(
-                tx.conn,
-                &key,
-                &p.user.id,
-                &p.user.username,
-            ) {
-                Ok(e) => {
-                    tx.audit(&crate::audit::AuditEntry::by(
-                        &p,
-                        crate::audit::AuditAction::TotpEnroll,
-                        crate::audit::Outcome::Success,
-                    ))?;
-                    Ok(Some(e))
-                }
-                Err(AppError::Conflict(_)) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+        .accounts()
+        .enrol_second_factor(&principal, true)
         .await
         .map_err(|e| s.fail(e))?;
     let mut enrolment = enrolment;
@@ -678,35 +648,14 @@ pub async fn second_factor_confirm(
     let (state, s) = enrolling(&req)?;
     s.check_csrf(&fields)?;
     let principal = s.principal(&state).await?;
-    let key = state.second_factor.key().map_err(|e| s.fail(e))?.clone();
     let code = super::form::field(&fields, "code")
         .unwrap_or_default()
         .chars()
         .take(crate::auth::second_factor::MAX_CODE_LEN)
         .collect::<String>();
-    let p = principal.clone();
     let codes = state
-        .writer
-        .write_as(&principal, move |tx| {
-            let codes = crate::auth::second_factor::confirm(
-                tx.conn,
-                &key,
-                &p.user.id,
-                &p.user.username,
-                &code,
-            )?;
-            let outcome = if codes.is_some() {
-                crate::audit::Outcome::Success
-            } else {
-                crate::audit::Outcome::Failed
-            };
-            tx.audit(&crate::audit::AuditEntry::by(
-                &p,
-                crate::audit::AuditAction::TotpConfirm,
-                outcome,
-            ))?;
-            Ok(codes)
-        })
+        .accounts()
+        .confirm_second_factor(&principal, code)
         .await
         .map_err(|e| s.fail(e))?;
     let t = s.texts();

@@ -480,7 +480,7 @@ async fn keys_rotate_bogus_kids_do_not_hammer_the_provider_and_cached_keys_outli
 fn browser_login(start: &str, user: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--start", start, "--user", user];
     args.extend_from_slice(extra);
-    serde_json::from_str(&node("browse.mjs", &args)).expect("browse.mjs JSON")
+    serde_json::from_str(&node("login.mjs", &args)).expect("login.mjs JSON")
 }
 
 #[tokio::test]
