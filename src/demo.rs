@@ -413,11 +413,14 @@ pub async fn seed_samples(db: &Db, writer: &Writer) -> anyhow::Result<()> {
             let mut filed: Vec<(RecordKind, String)> = Vec::new();
             for (who, o) in &observations {
                 let u = user(tx.conn, who)?;
-                filed.push((RecordKind::Observation, obs::insert(tx.conn, o, &u)?));
+                let org = admin::load_org(tx.conn, &u.organization_id)?;
+                let stored = obs::insert(tx.conn, o, &u, &org)?;
+                filed.push((RecordKind::Observation, stored.id().to_owned()));
             }
             let polis = user(tx.conn, "polis1")?;
             for r in &reports {
-                filed.push((RecordKind::SituationReport, sr::insert(tx.conn, r, &polis)?));
+                let stored = sr::insert(tx.conn, r, &polis)?;
+                filed.push((RecordKind::SituationReport, stored.id().to_owned()));
             }
             let social = admin::load_org(tx.conn, "socialtjansten-norrmalm")?;
             let id = rf::insert(tx.conn, &referral, &social, &polis)?;

@@ -37,8 +37,8 @@ pub async fn file(
     let d = records::decider(state, principal);
     let resources = obs::create_resources(&v, &d);
     let parts = resources.iter().filter_map(part_name).collect();
-    records::create::<Observations, _>(state, principal, resources, parts, move |c, user| {
-        obs::insert(c, &v, user)
+    records::create::<Observations, _>(state, principal, resources, parts, move |c, user, org| {
+        obs::insert(c, &v, user, org)
     })
     .await
 }

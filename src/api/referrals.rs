@@ -51,7 +51,10 @@ pub async fn file(
         principal,
         resources,
         vec![ReferralPart::ChildAndConcern.as_str()],
-        move |c, user| rf::insert(c, &v, &receiving, user),
+        move |c, user, _| {
+            let id = rf::insert(c, &v, &receiving, user)?;
+            crate::records::visibility::stored::<Referrals>(c, &id)
+        },
     )
     .await
 }

@@ -45,7 +45,7 @@ pub async fn post(
             _ => None,
         })
         .collect();
-    records::create::<SituationReports, _>(state, principal, resources, parts, move |c, user| {
+    records::create::<SituationReports, _>(state, principal, resources, parts, move |c, user, _| {
         sr::insert(c, &v, user)
     })
     .await

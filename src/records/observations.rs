@@ -189,12 +189,13 @@ pub fn place_exists(conn: &mut DbConnection, place: &str) -> Result<bool, AppErr
         > 0)
 }
 
-/// Stores a validated observation filed by `reporter`.
+/// Stores a validated observation filed by `reporter` (of `org`); returns it as stored.
 pub fn insert(
     conn: &mut DbConnection,
     v: &ValidObservation,
     reporter: &User,
-) -> Result<String, AppError> {
+    org: &Organization,
+) -> Result<StoredObservation, AppError> {
     let now = now_micros();
     let obs = Observation {
         id: new_id(),
@@ -212,19 +213,26 @@ pub fn insert(
         .execute(conn)?;
     // Counted in the same transaction: the statistics never miss or double a record.
     aggregates::count_observation(conn, obs.observed_at, &obs.place_id, &obs.category)?;
+    let mut persons = Vec::with_capacity(v.persons.len());
     for (i, (description, year, uncertain)) in v.persons.iter().enumerate() {
+        let person = ObservationPerson {
+            id: new_id(),
+            observation_id: obs.id.clone(),
+            position: i as i32,
+            description: description.clone(),
+            estimated_birth_year: *year,
+            age_uncertain: *uncertain,
+        };
         diesel::insert_into(observation_persons::table)
-            .values(ObservationPerson {
-                id: new_id(),
-                observation_id: obs.id.clone(),
-                position: i as i32,
-                description: description.clone(),
-                estimated_birth_year: *year,
-                age_uncertain: *uncertain,
-            })
+            .values(&person)
             .execute(conn)?;
+        persons.push(person);
     }
-    Ok(obs.id)
+    Ok(StoredObservation {
+        row: obs,
+        persons,
+        reporter: Some((reporter.clone(), org.clone())),
+    })
 }
 
 /// An observation with the persons it describes and who filed it.
@@ -232,6 +240,12 @@ pub struct StoredObservation {
     row: Observation,
     persons: Vec<ObservationPerson>,
     reporter: Option<(User, Organization)>,
+}
+
+impl StoredObservation {
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
 }
 
 /// The observation kind in the visibility pipeline.

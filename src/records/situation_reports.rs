@@ -150,7 +150,7 @@ pub fn insert(
     conn: &mut DbConnection,
     v: &ValidSituationReport,
     author: &User,
-) -> Result<String, AppError> {
+) -> Result<StoredReport, AppError> {
     let report = SituationReport {
         id: new_id(),
         place_id: v.place.clone(),
@@ -165,18 +165,21 @@ pub fn insert(
     diesel::insert_into(situation_reports::table)
         .values(&report)
         .execute(conn)?;
+    let mut sections = Vec::with_capacity(v.sections.len());
     for (i, (audience, body)) in v.sections.iter().enumerate() {
+        let section = ReportSection {
+            id: new_id(),
+            report_id: report.id.clone(),
+            position: i as i32,
+            audience: audience.as_str().to_owned(),
+            body: body.clone(),
+        };
         diesel::insert_into(report_sections::table)
-            .values(ReportSection {
-                id: new_id(),
-                report_id: report.id.clone(),
-                position: i as i32,
-                audience: audience.as_str().to_owned(),
-                body: body.clone(),
-            })
+            .values(&section)
             .execute(conn)?;
+        sections.push((*audience, section));
     }
-    Ok(report.id)
+    Ok(StoredReport { report, sections })
 }
 
 /// A report as stored, with all its sections in order.
@@ -184,6 +187,12 @@ pub struct StoredReport {
     report: SituationReport,
     /// Sections whose audience is known (an unknown one is shown to no one).
     sections: Vec<(Audience, ReportSection)>,
+}
+
+impl StoredReport {
+    pub fn id(&self) -> &str {
+        &self.report.id
+    }
 }
 
 /// The sections of these reports, in order.

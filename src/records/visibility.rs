@@ -360,10 +360,7 @@ pub fn read<K: RecordKind>(
     cache: Option<&RecordCache<K>>,
 ) -> Result<Option<Answer>, AppError> {
     let Some(cache) = cache else {
-        return Ok(load::<K>(conn, id)?.and_then(|stored| {
-            let parts = allowed_one::<K>(d, &stored, now);
-            (!parts.is_empty()).then(|| answer::<K>(&stored, &parts))
-        }));
+        return Ok(load::<K>(conn, id)?.and_then(|stored| answer_of::<K>(d, &stored, now)));
     };
     // Tagged with the generation current before the read began (see `storage::cache`).
     let generation = cache.generation();
@@ -373,6 +370,23 @@ pub fn read<K: RecordKind>(
     let cached = std::sync::Arc::new(Cached::<K>::new(stored));
     cache.insert(id.to_owned(), cached.clone(), generation);
     Ok(read_cached(d, &cached, now))
+}
+
+/// A record in hand (one just stored, say) as this principal may see it; `None` when no
+/// part is visible.
+pub fn answer_of<K: RecordKind>(d: &Decider, stored: &K::Stored, now: i64) -> Option<Answer> {
+    let parts = allowed_one::<K>(d, stored, now);
+    (!parts.is_empty()).then(|| answer::<K>(stored, &parts))
+}
+
+/// A record read back in the transaction that stored it (it must be there).
+pub fn stored<K: RecordKind>(conn: &mut DbConnection, id: &str) -> Result<K::Stored, AppError> {
+    load::<K>(conn, id)?.ok_or_else(|| {
+        AppError::Internal(format!(
+            "{} {id} is gone right after its insert",
+            K::KIND.as_str()
+        ))
+    })
 }
 
 /// The record a write on an existing record acts on, with the parts the principal may

@@ -198,3 +198,64 @@ async fn every_reader_gets_from_the_cached_copy_exactly_what_the_database_gives_
         );
     }
 }
+
+/// The answer to a filing is built from what was just stored, not read back from the
+/// database: it must be exactly what its filer reads of the record afterwards.
+#[tokio::test]
+async fn what_a_filer_gets_back_is_what_the_filer_reads_afterwards() {
+    let app = spawn_app().await;
+    let filings = [
+        (
+            "vakt1",
+            "/api/v1/observations",
+            json!({"place": "sergels-torg",
+            "observed_at": "2026-11-20T21:30:00Z", "category": "drug_sale",
+            "description": "FILED-NARRATIVE", "persons": [
+                {"description": "FILED-PERSON-1", "estimated_birth_year": 2008, "age_uncertain": true},
+                {"description": "FILED-PERSON-2"}]}),
+        ),
+        (
+            "polis1",
+            "/api/v1/situation-reports",
+            json!({"place": "hasselby-torg",
+            "title": "FILED-TITLE", "sections": [
+                {"audience": "police_only", "body": "FILED-POLICE"},
+                {"audience": "general", "body": "FILED-GENERAL"},
+                {"audience": "on_site", "body": "FILED-ON-SITE"}]}),
+        ),
+        (
+            "vakt1",
+            "/api/v1/referrals",
+            json!({"receiving_organization": "socialtjansten-norrmalm",
+            "place": "sergels-torg", "child": {"alias": "FILED-ALIAS", "description": "FILED-CHILD",
+            "estimated_birth_year": 2011}, "concern": "FILED-CONCERN"}),
+        ),
+    ];
+    for (user, path, body) in filings {
+        let token = app.token(user).await;
+        let filed = app.post(path, &token, &body).await;
+        assert_eq!(
+            filed.status,
+            StatusCode::CREATED,
+            "{user} {path}: {}",
+            filed.text
+        );
+        let id = filed.json["id"].as_str().expect("an id");
+        let read = app.get(&format!("{path}/{id}"), &token).await;
+        assert_eq!(
+            read.status,
+            StatusCode::OK,
+            "{user} {path}/{id}: {}",
+            read.text
+        );
+        assert_eq!(
+            filed.json, read.json,
+            "{user} {path}: the answer and the read differ"
+        );
+        assert!(
+            filed.text.contains("FILED-"),
+            "{user} {path}: {}",
+            filed.text
+        );
+    }
+}
