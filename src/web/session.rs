@@ -345,17 +345,6 @@ struct LoginPage<'a> {
     sso: Option<String>,
 }
 
-/// The sign-in form (for the single sign-on pages' refusals).
-pub fn login_form_page(
-    state: &AppState,
-    lang: Lang,
-    username: &str,
-    error: Option<String>,
-    status: StatusCode,
-) -> HttpResponse {
-    login_form(state, lang, username, error, status)
-}
-
 /// A browser session for `claims` (a session already recorded): the cookie, and home.
 pub fn start_web_session(state: &AppState, claims: &Claims) -> HttpResponse {
     match state.tokens.issue_access_for(
@@ -377,8 +366,9 @@ pub fn start_web_session(state: &AppState, claims: &Claims) -> HttpResponse {
 /// whose keyed hash the form carries, so no other site can sign a browser in.
 const LOGIN_COOKIE: &str = "samverkan_login";
 
-/// The sign-in form, with a fresh pre-session cookie.
-fn login_form(
+/// The sign-in form, with a fresh pre-session cookie (also for the single sign-on pages'
+/// refusals).
+pub fn login_form(
     state: &AppState,
     lang: Lang,
     username: &str,

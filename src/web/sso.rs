@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::i18n::Lang;
 use super::see_other;
-use super::session::{login_form_page, start_web_session};
+use super::session::{login_form, start_web_session};
 use crate::api::extractors::request_meta;
 use crate::api::state::AppState;
 use crate::error::AppError;
@@ -36,7 +36,7 @@ fn redirect_uri(req: &HttpRequest) -> String {
 }
 
 fn refused(state: &AppState, lang: Lang, message: String, status: StatusCode) -> HttpResponse {
-    let mut r = login_form_page(state, lang, "", Some(message), status);
+    let mut r = login_form(state, lang, "", Some(message), status);
     let mut gone = Cookie::build(FLOW_COOKIE, "").path(CALLBACK).finish();
     gone.make_removal();
     let _ = r.add_cookie(&gone);
