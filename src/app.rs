@@ -276,13 +276,14 @@ impl Application {
         }
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            use crate::api::middleware::{reject_odd_requests, security_headers};
+            use crate::api::middleware::{count_in_flight, reject_odd_requests, security_headers};
             App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| {
                     crate::api::configure(cfg, &app_state.settings);
                     crate::web::configure(cfg);
                 })
+                .wrap(actix_web::middleware::from_fn(count_in_flight))
                 .wrap(prometheus.clone())
                 // Outside the metrics: a refused method never becomes a label.
                 .wrap(actix_web::middleware::from_fn(reject_odd_requests))

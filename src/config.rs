@@ -95,8 +95,9 @@ pub struct Settings {
     /// Audit entries between two copies of their lookup keys into `audit_keys`.
     pub audit_index_every: i64,
     /// Writer threads on PostgreSQL, each with its own connection and audit chain
-    /// (`SAMVERKAN_DB_WRITERS`, default 2: while one waits for its commit, the next group
-    /// goes through the other). SQLite always has one.
+    /// (`SAMVERKAN_DB_WRITERS`, default 3: one for reads' audit entries, two for writes,
+    /// so that while one write group waits for its commit the next goes through the
+    /// other; with 1 or 2 every writer takes both). SQLite always has one.
     pub writers: usize,
     /// Where the metrics are served (an operator's address, never the public one);
     /// `None`: no metrics listener.
@@ -239,8 +240,9 @@ impl Default for WebSettings {
 /// entries committed one group at a time wrote a few hundred.
 pub const DEFAULT_AUDIT_INDEX_EVERY: i64 = 2048;
 
-/// Writer threads on PostgreSQL: measured on 2 cores, 2 beat 1, 3 and 4 (benches/README.md).
-pub const DEFAULT_WRITERS: usize = 2;
+/// Writer threads on PostgreSQL: measured on 2 cores, one for reads and two for writes
+/// beat 1, 2 (sharing one queue) and 4 (benches/README.md).
+pub const DEFAULT_WRITERS: usize = 3;
 
 /// The in-memory caches of sessions and situation reports (see `storage::cache`).
 #[derive(Debug, Clone)]
@@ -462,7 +464,7 @@ pub const VARIABLES: &[Variable] = &[
     var("SAMVERKAN_HASH_CONCURRENCY", "2", "argon2id hashes at once; more logins wait up to 5 s, then 503"),
     var("SAMVERKAN_MAX_BODY_BYTES", "1048576", "larger bodies get 413"),
     var("SAMVERKAN_DB_POOL_SIZE", "8", "read connections"),
-    var("SAMVERKAN_DB_WRITERS", "2", "writer threads on PostgreSQL, each with its own connection and audit chain (SQLite: always 1); 2 measured best on 2 cores"),
+    var("SAMVERKAN_DB_WRITERS", "3", "writer threads on PostgreSQL, each with its own connection and audit chain (SQLite: always 1); from 3, reads get one of their own and writes the rest (measured best on 2 cores)"),
     var("SAMVERKAN_WORKERS", "one per core", "HTTP worker threads"),
     var("SAMVERKAN_CACHE_ENTRIES", "10000", "sessions and situation reports kept in memory (each); 0 turns the caches off"),
     var("SAMVERKAN_CACHE_POLL_MS", "250", "how soon a change made outside this process (CLI, SQL, another instance) reaches the caches"),

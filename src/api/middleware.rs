@@ -159,3 +159,16 @@ pub async fn reject_odd_requests(
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }
+
+/// Counts the request as in flight in this instance until its response's head is ready
+/// (a stream's body does not count): the audit writer's groups of reads wait a little
+/// for the others (`audit::writer::Linger`).
+pub async fn count_in_flight(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let _counted = req
+        .app_data::<web::Data<crate::api::state::AppState>>()
+        .map(|state| state.writer.in_flight());
+    next.call(req).await
+}

@@ -282,7 +282,7 @@ fn config_reference_lists_every_variable_with_its_default() {
     for row in [
         "| `DATABASE_URL` | `samverkan.db` |",
         "| `SAMVERKAN_TRUSTED_PROXIES` | none |",
-        "| `SAMVERKAN_DB_WRITERS` | 2 |",
+        "| `SAMVERKAN_DB_WRITERS` | 3 |",
     ] {
         assert!(text.contains(row), "{row} missing from:\n{text}");
     }

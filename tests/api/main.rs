@@ -15,6 +15,7 @@ mod events;
 mod hardening;
 mod hidden;
 mod input;
+mod lanes;
 mod matrix;
 mod multi_instance;
 mod newcomer;
