@@ -400,7 +400,7 @@ struct Linger {
 }
 
 /// A read group waits for at least this many jobs…
-const LINGER_GROUP: usize = 8;
+const LINGER_GROUP: usize = 4;
 /// …at most this long, and only while more requests are in flight.
 const LINGER_MAX: Duration = Duration::from_micros(1000);
 /// How often a waiting group looks at the requests in flight.
