@@ -178,13 +178,7 @@ async fn logout_ends_access_and_refresh_token_at_once() {
 async fn logout_without_a_body_works_too() {
     let app = spawn_app().await;
     let token = app.token("vakt2").await;
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/auth/logout"))
-                .bearer_auth(&token),
-        )
-        .await;
+    let r = app.logout(&token).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/api/v1/me", &token).await.status,

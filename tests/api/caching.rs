@@ -90,13 +90,7 @@ async fn a_guard_taken_off_a_place_loses_its_on_site_section_on_the_next_read() 
 async fn logging_out_ends_a_cached_session_on_the_next_request() {
     let app = spawn_app().await;
     let (path, vakt) = read_from_cache(&app).await;
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/auth/logout"))
-                .bearer_auth(&vakt),
-        )
-        .await;
+    let r = app.logout(&vakt).await;
     assert!(r.status.is_success(), "{} {}", r.status, r.text);
     let r = app.get(&path, &vakt).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);

@@ -301,13 +301,7 @@ async fn logout_ends_the_stream_within_a_second_and_heartbeats_keep_coming() {
         "{:?}",
         s.comments
     );
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/auth/logout"))
-                .bearer_auth(&token),
-        )
-        .await;
+    let r = app.logout(&token).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let started = std::time::Instant::now();
     let open = s.read_until(Duration::from_secs(3), |_| false).await;

@@ -384,6 +384,16 @@ impl TestApp {
         .await
     }
 
+    /// Signs out the session of `token` (no body).
+    pub async fn logout(&self, token: &str) -> Resp {
+        self.send(
+            self.client
+                .post(self.url("/api/v1/auth/logout"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
     /// Signs in a demo user and returns the access token.
     pub async fn token(&self, username: &str) -> String {
         let r = self.login_full(username, PASSWORD).await;

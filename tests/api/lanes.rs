@@ -155,13 +155,7 @@ async fn a_logout_refuses_the_next_read_while_other_reads_keep_the_read_lane_bus
             let r = app.get(&path, &vakt).await;
             assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.text);
         }
-        let r = app
-            .send(
-                app.client
-                    .post(app.url("/api/v1/auth/logout"))
-                    .bearer_auth(&vakt),
-            )
-            .await;
+        let r = app.logout(&vakt).await;
         assert!(r.status.is_success(), "{} {}", r.status, r.text);
         let r = app.get(&path, &vakt).await;
         assert_eq!(

@@ -134,13 +134,7 @@ async fn a_json_body_under_another_content_type_is_a_415_that_names_json() {
     // The session is still alive: the refused logout changed nothing.
     assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
     // A signed-out session says to sign in again.
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/auth/logout"))
-                .bearer_auth(&token),
-        )
-        .await;
+    let r = app.logout(&token).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = app.get("/api/v1/me", &token).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);

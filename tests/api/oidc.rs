@@ -315,13 +315,7 @@ async fn an_agency_token_acts_for_the_local_account_with_its_role_and_places() {
     );
 
     // Signing out with the provider's token ends its session here at once.
-    let r = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/auth/logout"))
-                .bearer_auth(&token),
-        )
-        .await;
+    let r = app.logout(&token).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(
         app.get("/api/v1/me", &token).await.status,
