@@ -186,9 +186,9 @@ impl Writer {
     /// writer, and writes share the others: a read's group then holds whatever queued
     /// during the last one's commit (twice as many as when two writers split them, so
     /// half the commits for the same reads), and no read waits behind a write's
-    /// transaction. With one or two, every writer takes from one queue. A writer moves `generation` on whenever a
-    /// commit changed what the caches hold, before it answers any request of that
-    /// commit. Every `index_every` entries it copies its chain's lookup keys into
+    /// transaction. With one or two, every writer takes from one queue. A writer moves
+    /// `generation` on whenever a commit changed what the caches hold, before it answers
+    /// any request of that commit. Every `index_every` entries it copies its chain's lookup keys into
     /// `audit_keys`.
     pub fn start(
         url: &DatabaseUrl,
