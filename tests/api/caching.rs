@@ -19,19 +19,7 @@ fn outside_change_window() -> Duration {
 }
 
 async fn lagesbild(app: &TestApp) -> String {
-    let polis = app.token("polis1").await;
-    let r = app
-        .post(
-            "/api/v1/situation-reports",
-            &polis,
-            &json!({"place": "sergels-torg", "title": "CACHE-TITLE", "sections": [
-                {"audience": "general", "body": "CACHE-GENERAL"},
-                {"audience": "on_site", "body": "CACHE-ON-SITE"},
-                {"audience": "police_only", "body": "CACHE-POLICE-ONLY"}]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    r.json["id"].as_str().expect("id").to_owned()
+    app.situation_report("CACHE").await
 }
 
 /// Reads until `done` holds for the answer, or the window passes; the last answer.

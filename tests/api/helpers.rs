@@ -384,6 +384,24 @@ impl TestApp {
         .await
     }
 
+    /// A lägesbild at sergels-torg posted by polis1, one section for each audience, each
+    /// body `{marker}-GENERAL`, `{marker}-ON-SITE` or `{marker}-POLICE-ONLY`; its id.
+    pub async fn situation_report(&self, marker: &str) -> String {
+        let polis = self.token("polis1").await;
+        let r = self
+            .post(
+                "/api/v1/situation-reports",
+                &polis,
+                &serde_json::json!({"place": "sergels-torg", "title": format!("{marker}-TITLE"), "sections": [
+                    {"audience": "general", "body": format!("{marker}-GENERAL")},
+                    {"audience": "on_site", "body": format!("{marker}-ON-SITE")},
+                    {"audience": "police_only", "body": format!("{marker}-POLICE-ONLY")}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.json["id"].as_str().expect("id").to_owned()
+    }
+
     /// Signs out the session of `token` (no body).
     pub async fn logout(&self, token: &str) -> Resp {
         self.send(

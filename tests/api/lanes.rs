@@ -21,18 +21,7 @@ async fn app_with_lanes() -> TestApp {
 }
 
 async fn lagesbild(app: &TestApp) -> String {
-    let polis = app.token("polis1").await;
-    let r = app
-        .post(
-            "/api/v1/situation-reports",
-            &polis,
-            &json!({"place": "sergels-torg", "title": "LANE-TITLE", "sections": [
-                {"audience": "general", "body": "LANE-GENERAL"},
-                {"audience": "on_site", "body": "LANE-ON-SITE"}]}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    r.json["id"].as_str().expect("id").to_owned()
+    app.situation_report("LANE").await
 }
 
 /// Reads of `record` audited as `username`'s.
