@@ -325,12 +325,15 @@ bench_multi() { # url of an empty PostgreSQL database
     "place":"sergels-torg","title":"Kväll","sections":[{"audience":"general","body":"Razzia nyss."},
     {"audience":"on_site","body":"Extra patrull."},{"audience":"police_only","body":"Underrättelse."}]}' \
     | sed -E 's/.*"id":"([^"]+)".*/\1/')
-  run_wrk "healthz (baseline), 1 instance" 32 "$BASE/healthz"
-  run_wrk "guard GET lägesbild, 1 instance" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
-  run_wrk "healthz (baseline), 1 instance" "$WIDE" "$BASE/healthz"
-  run_wrk "guard GET lägesbild, 1 instance" "$WIDE" -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"
+  # The req/s of the row just added to the table.
+  last_rps() { tail -1 "$WORK/table" | cut -d'|' -f5 | tr -d ' '; }
+  local h32 g32 h_wide g_wide p1 t32 t_wide p3
+  run_wrk "healthz (baseline), 1 instance" 32 "$BASE/healthz"; h32=$(last_rps)
+  run_wrk "guard GET lägesbild, 1 instance" 32 -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"; g32=$(last_rps)
+  run_wrk "healthz (baseline), 1 instance" "$WIDE" "$BASE/healthz"; h_wide=$(last_rps)
+  run_wrk "guard GET lägesbild, 1 instance" "$WIDE" -H "Authorization: Bearer $vakt" "$BASE/api/v1/situation-reports/$report"; g_wide=$(last_rps)
   # Writes last: PostgreSQL's vacuum and checkpoint after them slow reads for ~10 s.
-  TOKEN=$vakt run_wrk "guard POST observation, 1 instance" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"
+  TOKEN=$vakt run_wrk "guard POST observation, 1 instance" 32 -s benches/post_observation.lua "$BASE/api/v1/observations"; p1=$(last_rps)
   stop_server
   local pids=()
   for i in 1 2 3; do
@@ -357,13 +360,21 @@ bench_multi() { # url of an empty PostgreSQL database
     err=$(for i in 1 2 3; do summarise <"$WORK/multi-$i.txt" | cut -d' ' -f4; done | awk '{s += $1} END {print s}')
     printf '| postgres | %s | %s | %s | p99 %s | %s | %s %% |\n' "$name" "$conns" "$rps" "$p99" "$err" "$steal" | tee -a "$WORK/table"
   }
-  spread "guard GET lägesbild, 3 instances" 32 "/api/v1/situation-reports/$report" -H "Authorization: Bearer $vakt"
-  spread "guard GET lägesbild, 3 instances" "$WIDE" "/api/v1/situation-reports/$report" -H "Authorization: Bearer $vakt"
-  TOKEN=$vakt spread "guard POST observation, 3 instances" 32 "/api/v1/observations" -s benches/post_observation.lua
+  spread "guard GET lägesbild, 3 instances" 32 "/api/v1/situation-reports/$report" -H "Authorization: Bearer $vakt"; t32=$(last_rps)
+  spread "guard GET lägesbild, 3 instances" "$WIDE" "/api/v1/situation-reports/$report" -H "Authorization: Bearer $vakt"; t_wide=$(last_rps)
+  TOKEN=$vakt spread "guard POST observation, 3 instances" 32 "/api/v1/observations" -s benches/post_observation.lua; p3=$(last_rps)
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   DATABASE_URL="$url" "$BIN" audit verify >"$WORK/verify.txt"
   head -1 "$WORK/verify.txt" | tee -a "$WORK/tries"
+  # The issue's targets, worked out from the rows above.
+  pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f %%", 100 * a / b}'; }
+  verdict() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b ? "met" : "not met")}'; }
+  {
+    echo "targets: one instance's GET ≥ 25 % of /healthz: $(pct "$g32" "$h32") at 32 conns ($(verdict "$g32" "$(awk -v h="$h32" 'BEGIN {print h / 4}')")), $(pct "$g_wide" "$h_wide") at $WIDE ($(verdict "$g_wide" "$(awk -v h="$h_wide" 'BEGIN {print h / 4}')"))"
+    echo "targets: three instances' GET ≥ one's: $(pct "$t32" "$g32") at 32 conns ($(verdict "$t32" "$g32")), $(pct "$t_wide" "$g_wide") at $WIDE ($(verdict "$t_wide" "$g_wide"))"
+    echo "targets: POSTs ≥ 2,000 /s on one instance: $p1 ($(verdict "$p1" 2000)); over three: $p3"
+  } | tee -a "$WORK/tries"
 }
 
 : >"$WORK/table"
